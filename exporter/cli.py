@@ -1,0 +1,203 @@
+"""The command line: the only place that reads ``argv`` and the environment.
+
+Flags follow the Prometheus dialect (``--config.file``, ``--web.listen-address``). Exit codes:
+0 success, 1 runtime failure (such as a port already in use), 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+
+from exporter import __version__
+from exporter import logging as exporter_logging
+from exporter.config import Config, ConfigError, load_config
+from exporter.service import GpuFactory, Service, default_gpu_factory
+from exporter.web import WebSettings, build_app
+
+DEFAULT_PORT = 9842
+DEFAULT_LISTEN = f":{DEFAULT_PORT}"
+EXIT_RUNTIME, EXIT_CONFIG = 1, 2
+
+log = structlog.get_logger("exporter.cli")
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default=default(DEFAULT_LISTEN),
+        metavar="HOST:PORT",
+        help=f"address to serve on (default {DEFAULT_LISTEN}, all interfaces)",
+    )
+    parser.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default=default("/metrics"),
+        metavar="PATH",
+        help="path of the metrics (default /metrics)",
+    )
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        default=default("info"),
+        choices=exporter_logging.LEVELS,
+        help="log level (default info)",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        default=default("auto"),
+        choices=("auto", "json", "console"),
+        help="log format: json, console, or auto (console on a terminal, else json)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with ``demo`` and ``inspect`` subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="inference-throughput-exporter",
+        description="Prometheus exporter for LLM inference servers and the NVIDIA GPUs they run on.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config.file", dest="config_file", metavar="PATH", help="YAML configuration file")
+    parser.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the configuration, print every problem, and exit",
+    )
+    parser.add_argument(
+        "--gpu.simulate",
+        dest="gpu_simulate",
+        metavar="SCENARIO",
+        help="read a simulated node instead of NVML (testing: h100x8, old-driver, none)",
+    )
+    _common(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="{demo,inspect}")
+    demo = commands.add_parser("demo", help="run against a simulated 8× H100 node with two vLLM servers")
+    demo.add_argument("--seed", type=int, default=1, help="varies the simulated load (default 1)")
+    _common(demo, suppress=True)
+    inspect = commands.add_parser("inspect", help="parse one /metrics body and print the normalized values")
+    inspect.add_argument("source", help="a file, - for stdin, or an http(s) URL")
+    inspect.add_argument("--kind", default="auto", help="the server kind (default: detect)")
+    inspect.add_argument("--timeout", type=float, default=5.0, help="seconds for a URL (default 5)")
+    return parser
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """Where to serve: ``host`` ``None`` means every interface."""
+
+    host: str | None
+    port: int
+
+
+def parse_listen_address(text: str) -> ListenAddress:
+    """Parse ``:9842``, ``127.0.0.1:9842`` or ``[::1]:9842``; raise ``ValueError`` otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--web.listen-address {text!r}: expected HOST:PORT, such as :{DEFAULT_PORT}")
+    host = host.removeprefix("[").removesuffix("]")
+    return ListenAddress(host or None, int(port))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    exporter_logging.configure(args.log_level, args.log_format)
+    if args.command == "inspect":
+        from exporter.inspector import run_inspect
+
+        return run_inspect(args.source, kind=args.kind, timeout=args.timeout)
+    try:
+        listen = parse_listen_address(args.listen)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    settings = WebSettings(telemetry_path=args.telemetry_path)
+    if args.command == "demo":
+        return asyncio.run(_demo(args.seed, listen, settings))
+    return _run(args, listen, settings)
+
+
+def _run(args: argparse.Namespace, listen: ListenAddress, settings: WebSettings) -> int:
+    try:
+        config = load_config(args.config_file) if args.config_file else Config()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.config_check:
+        print(f"{args.config_file or '(defaults)'}: configuration is valid ({len(config.servers)} servers)")
+        return 0
+    gpu_factory = _simulated(args.gpu_simulate) if args.gpu_simulate else default_gpu_factory
+    return asyncio.run(serve(Service(config, gpu_factory=gpu_factory), listen, settings))
+
+
+def _simulated(scenario: str) -> GpuFactory:
+    from exporter.fakes.nvml import SCENARIOS
+    from exporter.sources.gpu import GpuSource
+
+    if scenario not in SCENARIOS:
+        raise SystemExit(f"--gpu.simulate: unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
+    nvml = SCENARIOS[scenario](time.monotonic)
+    return lambda config: None if config.gpu.enabled == "false" else GpuSource(nvml=nvml)
+
+
+async def serve(service: Service, listen: ListenAddress, settings: WebSettings, banner: str = "") -> int:
+    """Serve until SIGINT or SIGTERM; in-flight scrapes finish before the exit."""
+    runner = web.AppRunner(build_app(service, settings), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True)
+        await site.start()
+    except OSError as exc:
+        log.error("cannot_listen", address=f"{listen.host or ''}:{listen.port}", error=exc.strerror or str(exc))
+        await runner.cleanup()
+        return EXIT_RUNTIME
+    address = runner.addresses[0]
+    log.info(
+        "listening",
+        address=f"{address[0]}:{address[1]}",
+        path=settings.telemetry_path,
+        servers=len(service.config.servers),
+    )
+    if banner:
+        print(banner.format(port=address[1]), flush=True)
+    await _wait_for_signal()
+    log.info("shutting_down")
+    await runner.cleanup()
+    return 0
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _demo(seed: int, listen: ListenAddress, settings: WebSettings) -> int:
+    from exporter.demo import start_demo_node
+
+    node = await start_demo_node(seed)
+    if listen.host is None and listen.port == DEFAULT_PORT:
+        listen = ListenAddress("127.0.0.1", DEFAULT_PORT)
+    service = Service(node.config, gpu_factory=node.gpu_factory)
+    banner = f"Demo running: open http://127.0.0.1:{{port}}{settings.telemetry_path} (Ctrl-C to stop)"
+    try:
+        return await serve(service, listen, settings, banner)
+    finally:
+        await node.close()

@@ -1,0 +1,341 @@
+"""Read the YAML configuration into frozen dataclasses, reporting every problem at once.
+
+A problem names its path (``servers[1].url: must be an http(s) URL``). Unknown keys are problems
+too, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+
+from exporter.sources.servers import adapter_kinds
+
+GpuEnabled = Literal["auto", "true", "false"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
+_GPU_UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z-]+$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` lists every reason, each with its path."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class PricingConfig:
+    """Prices that turn GPU time and energy into money."""
+
+    currency: str = "USD"
+    gpu_hourly_cost: Mapping[str, float] = field(default_factory=lambda: {"default": 0.0})
+    """Per GPU and hour, by NVML product name, with a ``default``."""
+    energy_cost_per_kwh: float | None = None
+    """Electricity price; ``None`` leaves electricity out of the cost."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpuConfig:
+    """How the GPUs are read."""
+
+    enabled: GpuEnabled = "auto"
+    """``auto`` uses NVML if it loads; ``true`` warns loudly when it does not; ``false`` never tries."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """One inference server to scrape."""
+
+    name: str
+    url: str
+    kind: str = "auto"
+    gpus: tuple[int | str, ...] = ()
+    """NVML indices or UUIDs of the GPUs the server runs on."""
+    model: str | None = None
+    """Overrides the model label (and names the model of servers that report none)."""
+    timeout: float = 2.0
+    """Seconds one poll of this server may take."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration."""
+
+    poll_interval: float = 5.0
+    rate_window: float = 60.0
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    gpu: GpuConfig = field(default_factory=GpuConfig)
+    servers: tuple[ServerConfig, ...] = ()
+    max_body_bytes: int = 16 * 1024 * 1024
+    """Largest upstream ``/metrics`` body read; a larger one marks that server down."""
+    max_series_per_server: int = 50_000
+    """Most sample lines accepted from one server's body; more marks that server down."""
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``500ms``, ``5s``, ``1m``, ``1h`` or ``1m30s`` into seconds; raise ``ValueError`` otherwise."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError("must be a duration such as 500ms, 5s or 1m")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+class _Reader:
+    """Walks untrusted YAML data, collecting problems with their paths instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def mapping(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(path, "must be a mapping")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.fail(_join(path, str(key)), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+        return value
+
+    def read(self, data: dict[str, Any], path: str, key: str, default: Any, convert: Callable[[Any], Any]) -> Any:
+        if key not in data:
+            return default
+        try:
+            return convert(data[key])
+        except (TypeError, ValueError) as exc:
+            self.fail(_join(path, key), str(exc))
+            return default
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _duration(value: Any) -> float:
+    if not isinstance(value, str):
+        raise ValueError("must be a duration such as 500ms, 5s or 1m")
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+def _non_negative(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("must be a number")
+    if value < 0:
+        raise ValueError("must not be negative")
+    return float(value)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("must be a whole number above zero")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _url(value: Any) -> str:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    kinds = ("auto", *adapter_kinds())
+    if value not in kinds:
+        raise ValueError(f"must be one of: {', '.join(kinds)}")
+    return str(value)
+
+
+def _gpu_enabled(value: Any) -> GpuEnabled:
+    text = str(value).lower() if isinstance(value, bool | str) else None
+    if text not in ("auto", "true", "false"):
+        raise ValueError("must be auto, true or false")
+    return text  # type: ignore[return-value]
+
+
+def _currency(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{3}", value):
+        raise ValueError("must be a three-letter currency code such as USD")
+    return value
+
+
+def _is_gpu_ref(item: Any) -> bool:
+    if isinstance(item, bool):
+        return False
+    return (isinstance(item, int) and item >= 0) or (isinstance(item, str) and bool(_GPU_UUID.match(item)))
+
+
+def _gpu_list(value: Any) -> tuple[int | str, ...]:
+    if not isinstance(value, list):
+        raise ValueError("must be a list of GPU indices or UUIDs")
+    out: list[int | str] = []
+    for item in value:
+        if not _is_gpu_ref(item):
+            raise ValueError(f"{item!r} is neither a GPU index (0, 1, ...) nor a UUID (GPU-..., MIG-...)")
+        out.append(item)
+    if len(set(out)) != len(out):
+        raise ValueError("lists a GPU twice")
+    return tuple(out)
+
+
+def _prices(reader: _Reader, value: Any, path: str) -> dict[str, float]:
+    if not isinstance(value, dict):
+        reader.fail(path, "must be a mapping of GPU product name to hourly price, with a default")
+        return {"default": 0.0}
+    prices: dict[str, float] = {}
+    for name, price in value.items():
+        try:
+            prices[str(name)] = _non_negative(price)
+        except ValueError as exc:
+            reader.fail(f'{path}["{name}"]', str(exc))
+    if "default" not in value:
+        reader.fail(path, "needs a default price (used for GPUs not listed by name)")
+    return prices
+
+
+def _pricing(reader: _Reader, value: Any) -> PricingConfig:
+    data = reader.mapping(value, "pricing", {"currency", "gpu_hourly_cost", "energy_cost_per_kwh"})
+    default = PricingConfig()
+    prices = (
+        _prices(reader, data["gpu_hourly_cost"], "pricing.gpu_hourly_cost")
+        if "gpu_hourly_cost" in data
+        else {"default": 0.0}
+    )
+    return PricingConfig(
+        currency=reader.read(data, "pricing", "currency", default.currency, _currency),
+        gpu_hourly_cost=prices,
+        energy_cost_per_kwh=reader.read(data, "pricing", "energy_cost_per_kwh", None, _non_negative),
+    )
+
+
+def _gpu(reader: _Reader, value: Any) -> GpuConfig:
+    data = reader.mapping(value, "gpu", {"enabled"})
+    return GpuConfig(enabled=reader.read(data, "gpu", "enabled", "auto", _gpu_enabled))
+
+
+_SERVER_KEYS = {"name", "url", "kind", "gpus", "model", "timeout"}
+
+
+def _server(reader: _Reader, value: Any, path: str) -> ServerConfig | None:
+    data = reader.mapping(value, path, _SERVER_KEYS)
+    for required in ("name", "url"):
+        if required not in data and isinstance(value, dict):
+            reader.fail(_join(path, required), "is required")
+    name = reader.read(data, path, "name", None, _server_name)
+    url = reader.read(data, path, "url", None, _url)
+    server = ServerConfig(
+        name=name or "",
+        url=url or "",
+        kind=reader.read(data, path, "kind", "auto", _kind),
+        gpus=reader.read(data, path, "gpus", (), _gpu_list),
+        model=reader.read(data, path, "model", None, _optional_text),
+        timeout=reader.read(data, path, "timeout", 2.0, _duration),
+    )
+    return server if name and url else None
+
+
+def _server_name(value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ValueError("must be 1-63 letters, digits, '_', '.', ':' or '-', starting with a letter or digit")
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _servers(reader: _Reader, value: Any) -> tuple[ServerConfig, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        reader.fail("servers", "must be a list")
+        return ()
+    servers = [_server(reader, item, f"servers[{i}]") for i, item in enumerate(value)]
+    seen: set[str] = set()
+    for i, server in enumerate(servers):
+        if server is not None and server.name in seen:
+            reader.fail(f"servers[{i}].name", f"{server.name!r} is used by an earlier server")
+        if server is not None:
+            seen.add(server.name)
+    return tuple(s for s in servers if s is not None)
+
+
+_TOP_KEYS = {"poll_interval", "rate_window", "pricing", "gpu", "servers", "max_body_bytes", "max_series_per_server"}
+
+
+def config_from_data(data: Any, source: str = "config") -> Config:
+    """Build a ``Config`` from parsed YAML, or raise ``ConfigError`` listing every problem."""
+    reader = _Reader()
+    top = reader.mapping(data, "", _TOP_KEYS)
+    defaults = Config()
+    config = Config(
+        poll_interval=reader.read(top, "", "poll_interval", defaults.poll_interval, _duration),
+        rate_window=reader.read(top, "", "rate_window", defaults.rate_window, _duration),
+        pricing=_pricing(reader, top.get("pricing")),
+        gpu=_gpu(reader, top.get("gpu")),
+        servers=_servers(reader, top.get("servers")),
+        max_body_bytes=reader.read(top, "", "max_body_bytes", defaults.max_body_bytes, _positive_int),
+        max_series_per_server=reader.read(
+            top, "", "max_series_per_server", defaults.max_series_per_server, _positive_int
+        ),
+    )
+    _check_relations(reader, config)
+    if reader.problems:
+        raise ConfigError(reader.problems, source)
+    return config
+
+
+def _check_relations(reader: _Reader, config: Config) -> None:
+    if config.rate_window < 2 * config.poll_interval:
+        reader.fail("rate_window", "must be at least twice poll_interval, or no rate has two points")
+    for i, server in enumerate(config.servers):
+        if server.timeout >= config.poll_interval:
+            reader.fail(f"servers[{i}].timeout", "must be shorter than poll_interval")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read the file: {exc}"], source) from exc
+    return config_from_text(text, source)
+
+
+def config_from_text(text: str, source: str = "config") -> Config:
+    """Parse and validate YAML text."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"invalid YAML: {_yaml_reason(exc)}"], source) from exc
+    return config_from_data(data, source)
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else str(problem)

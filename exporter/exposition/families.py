@@ -1,0 +1,129 @@
+"""Turn a ``Snapshot`` into metric families, in a fixed order.
+
+A server that is down keeps only ``inference_server_up 0``, its poll duration and last success: its
+other series are dropped rather than served stale. A value that is ``None`` is left out.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterator
+
+from exporter import __version__
+from exporter.exposition import metrics as m
+from exporter.exposition.text import Family, Sample
+from exporter.model import GpuView, ModelRates, ModelSample, ServerView, Snapshot
+
+
+def families(snapshot: Snapshot) -> list[Family]:
+    """Every family with its samples, exporter metrics last."""
+    return [*_server_families(snapshot), *_model_families(snapshot), *_gpu_families(snapshot), *_meta(snapshot)]
+
+
+def _server_families(snapshot: Snapshot) -> Iterator[Family]:
+    servers = snapshot.servers
+    up = [s for s in servers if s.sample is not None]
+    yield m.SERVER_UP, [((s.name,), 1.0 if s.status.up else 0.0) for s in servers]
+    yield (
+        m.SERVER_INFO,
+        [
+            ((s.name, s.sample.kind, s.sample.version, s.sample.token_counting.value), 1.0)
+            for s in up
+            if s.sample is not None
+        ],
+    )
+    yield m.SERVER_GPUS, [((s.name,), float(len(s.gpus))) for s in servers]
+    yield m.SERVER_POLL_DURATION, [((s.name,), s.status.duration_seconds) for s in servers]
+    yield (
+        m.SERVER_LAST_SUCCESS,
+        [((s.name,), s.status.last_success_unix) for s in servers if s.status.last_success_unix is not None],
+    )
+    yield m.SERVER_COST, [((s.name,), s.cost_per_second) for s in up if s.cost_per_second is not None]
+    yield m.SERVER_POWER, [((s.name,), s.power_watts) for s in up if s.power_watts is not None]
+
+
+_SAMPLE_FIELDS: tuple[tuple[m.Metric, Callable[[ModelSample], float | None]], ...] = (
+    (m.PROMPT_TOKENS, lambda s: s.prompt_tokens),
+    (m.GENERATION_TOKENS, lambda s: s.generation_tokens),
+    (m.REQUESTS_FINISHED, lambda s: s.requests_finished),
+    (m.REQUESTS_RUNNING, lambda s: s.requests_running),
+    (m.REQUESTS_WAITING, lambda s: s.requests_waiting),
+    (m.KV_CACHE, lambda s: s.kv_cache_usage_ratio),
+)
+_RATE_FIELDS: tuple[tuple[m.Metric, Callable[[ModelRates], float | None]], ...] = (
+    (m.PROMPT_TPS, lambda r: r.prompt_tokens_per_second),
+    (m.GENERATION_TPS, lambda r: r.generation_tokens_per_second),
+    (m.REQUESTS_PS, lambda r: r.requests_per_second),
+    (m.GENERATION_TPS_PER_GPU, lambda r: r.generation_tokens_per_second_per_gpu),
+    (m.COST_PER_REQUEST, lambda r: r.cost_per_request),
+    (m.COST_PER_MTOK, lambda r: r.cost_per_million_generation_tokens),
+    (m.JOULES_PER_TOKEN, lambda r: r.energy_joules_per_generation_token),
+)
+
+
+def _models(servers: tuple[ServerView, ...]) -> Iterator[tuple[ServerView, str, ModelSample]]:
+    for server in servers:
+        if server.sample is not None:
+            for model, sample in server.sample.models.items():
+                yield server, model, sample
+
+
+def _model_families(snapshot: Snapshot) -> Iterator[Family]:
+    models = list(_models(snapshot.servers))
+    keys = [(server.name, model) for server, model, _ in models]
+    for metric, get in _SAMPLE_FIELDS:
+        yield metric, _pairs(keys, [get(sample) for _, _, sample in models])
+    for metric, get_rate in _RATE_FIELDS:
+        rates = [s.rates.get(model) for s, model, _ in models]
+        yield metric, _pairs(keys, [get_rate(r) if r is not None else None for r in rates])
+    for name, metric in m.HISTOGRAMS.items():
+        yield (
+            metric,
+            [
+                (key, sample.histograms[name])
+                for key, (_, _, sample) in zip(keys, models, strict=True)
+                if name in sample.histograms
+            ],
+        )
+
+
+def _pairs(keys: list[tuple[str, str]], values: list[float | None]) -> list[Sample]:
+    """Pair label values with values, leaving out ``None``."""
+    return [(key, value) for key, value in zip(keys, values, strict=True) if value is not None]
+
+
+def _gpu_families(snapshot: Snapshot) -> Iterator[Family]:
+    if snapshot.nvml is not None:
+        yield m.NVML_UP, [((), 1.0 if snapshot.nvml.up else 0.0)]
+        yield m.NVML_POLL_DURATION, [((), snapshot.nvml.duration_seconds)]
+        if snapshot.nvml.last_success_unix is not None:
+            yield m.NVML_LAST_SUCCESS, [((), snapshot.nvml.last_success_unix)]
+    gpus = snapshot.gpus
+    yield (
+        m.GPU_INFO,
+        [((str(g.sample.index), g.sample.uuid, g.sample.name, snapshot.driver_version), 1.0) for g in gpus],
+    )
+    yield m.GPU_UP, [*((_gpu_key(g), 1.0) for g in gpus), *(((str(i), u), 0.0) for i, u in snapshot.lost_gpus)]
+    for metric, get in _GPU_FIELDS:
+        yield metric, [(_gpu_key(g), v) for g in gpus if (v := get(g)) is not None]
+
+
+def _gpu_key(gpu: GpuView) -> tuple[str, str]:
+    return (str(gpu.sample.index), gpu.sample.uuid)
+
+
+_GPU_FIELDS: tuple[tuple[m.Metric, Callable[[GpuView], float | None]], ...] = (
+    (m.GPU_UTILIZATION, lambda g: g.sample.utilization_ratio),
+    (m.GPU_MEMORY_USED, lambda g: g.sample.memory_used_bytes),
+    (m.GPU_MEMORY_TOTAL, lambda g: g.sample.memory_total_bytes),
+    (m.GPU_POWER, lambda g: g.sample.power_watts),
+    (m.GPU_ENERGY, lambda g: g.energy_joules),
+    (m.GPU_TEMPERATURE, lambda g: g.sample.temperature_celsius),
+    (m.GPU_HOURLY_COST, lambda g: g.hourly_cost),
+    (m.GPU_GENERATION_TPS, lambda g: g.generation_tokens_per_second),
+)
+
+
+def _meta(snapshot: Snapshot) -> Iterator[Family]:
+    yield m.PRICING_INFO, [((snapshot.currency,), 1.0)]
+    yield m.BUILD_INFO, [((__version__, platform.python_version()), 1.0)]

@@ -1,0 +1,269 @@
+"""Every metric the exporter serves, defined once: name, type, labels, help, and where it comes from.
+
+These names, types and labels are the project's public API. README's metrics table is checked
+against this module by a test, so the two cannot drift. Never rename a metric here without a
+deprecation period in which both names are served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MetricType = Literal["gauge", "counter", "histogram", "info"]
+
+SERVER = ("server",)
+SERVER_MODEL = ("server", "model")
+GPU = ("gpu", "uuid")
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One metric family."""
+
+    name: str
+    """Full name as served in the text format (counters end in ``_total``, info metrics in ``_info``)."""
+    type: MetricType
+    help: str
+    labels: tuple[str, ...]
+    source: str
+    """Where the number comes from, for the README table."""
+
+
+def _m(name: str, type_: MetricType, labels: tuple[str, ...], help_: str, source: str) -> Metric:
+    return Metric(name, type_, help_, labels, source)
+
+
+W = "over rate_window"
+
+# Servers
+SERVER_UP = _m(
+    "inference_server_up", "gauge", SERVER, "1 if the last poll of the server's /metrics succeeded, else 0.", "exporter"
+)
+SERVER_INFO = _m(
+    "inference_server_info",
+    "info",
+    ("server", "kind", "version", "token_counting"),
+    "The server's kind, version and when it counts tokens (incremental or at_completion).",
+    "adapter",
+)
+SERVER_GPUS = _m(
+    "inference_server_gpus", "gauge", SERVER, "Number of GPUs attributed to the server.", "config / attribution"
+)
+SERVER_POLL_DURATION = _m(
+    "inference_server_poll_duration_seconds",
+    "gauge",
+    SERVER,
+    "Wall time of the last poll of the server (fetch and parse).",
+    "exporter",
+)
+SERVER_LAST_SUCCESS = _m(
+    "inference_server_last_success_timestamp_seconds",
+    "gauge",
+    SERVER,
+    "Unix time of the last successful poll of the server.",
+    "exporter",
+)
+SERVER_COST = _m(
+    "inference_server_cost_per_second",
+    "gauge",
+    SERVER,
+    f"Cost per second of the server's share of its GPUs, with electricity if priced, {W}.",
+    "derived: pricing × GPUs (+ power × energy price)",
+)
+SERVER_POWER = _m(
+    "inference_server_power_watts",
+    "gauge",
+    SERVER,
+    f"The server's share of its GPUs' average power {W}.",
+    "derived: NVML energy counter deltas (or integrated power)",
+)
+
+# Per server and model: what the server reports
+PROMPT_TOKENS = _m(
+    "inference_prompt_tokens_total",
+    "counter",
+    SERVER_MODEL,
+    "Prompt (prefill) tokens processed, as the server counts them.",
+    "server counter",
+)
+GENERATION_TOKENS = _m(
+    "inference_generation_tokens_total",
+    "counter",
+    SERVER_MODEL,
+    "Generated tokens, as the server counts them.",
+    "server counter",
+)
+REQUESTS_FINISHED = _m(
+    "inference_requests_finished_total",
+    "counter",
+    SERVER_MODEL,
+    "Requests finished, whatever the finish reason.",
+    "server counter",
+)
+REQUESTS_RUNNING = _m(
+    "inference_requests_running", "gauge", SERVER_MODEL, "Requests in the running batch.", "server gauge"
+)
+REQUESTS_WAITING = _m(
+    "inference_requests_waiting", "gauge", SERVER_MODEL, "Requests queued, not yet scheduled.", "server gauge"
+)
+KV_CACHE = _m(
+    "inference_kv_cache_usage_ratio",
+    "gauge",
+    SERVER_MODEL,
+    "Share of the KV cache in use, 0..1 (largest over engines/ranks).",
+    "server gauge",
+)
+
+# Per server and model: derived
+PROMPT_TPS = _m(
+    "inference_prompt_tokens_per_second",
+    "gauge",
+    SERVER_MODEL,
+    f"Prompt tokens per second {W}.",
+    "derived: rate of the prompt token counter",
+)
+GENERATION_TPS = _m(
+    "inference_generation_tokens_per_second",
+    "gauge",
+    SERVER_MODEL,
+    f"Generated tokens per second {W} (live from /slots where the server counts at completion).",
+    "derived: rate of the generation token counter",
+)
+REQUESTS_PS = _m(
+    "inference_requests_per_second",
+    "gauge",
+    SERVER_MODEL,
+    f"Finished requests per second {W}.",
+    "derived: rate of the finished request counter",
+)
+GENERATION_TPS_PER_GPU = _m(
+    "inference_generation_tokens_per_second_per_gpu",
+    "gauge",
+    SERVER_MODEL,
+    f"Generated tokens per second per GPU of the server {W}.",
+    "derived: generation tokens/s ÷ inference_server_gpus",
+)
+COST_PER_REQUEST = _m(
+    "inference_cost_per_request",
+    "gauge",
+    SERVER_MODEL,
+    f"Cost of one finished request {W}, in the pricing currency; absent with no requests.",
+    "derived: cost per second × model share ÷ requests/s",
+)
+COST_PER_MTOK = _m(
+    "inference_cost_per_million_generation_tokens",
+    "gauge",
+    SERVER_MODEL,
+    f"Cost of one million generated tokens {W}; absent when nothing was generated.",
+    "derived: cost per second × model share ÷ generation tokens/s × 1e6",
+)
+JOULES_PER_TOKEN = _m(
+    "inference_energy_joules_per_generation_token",
+    "gauge",
+    SERVER_MODEL,
+    f"GPU energy per generated token {W}; absent when nothing was generated.",
+    "derived: server power ÷ generation tokens/s",
+)
+
+HISTOGRAMS = {
+    "time_to_first_token": _m(
+        "inference_time_to_first_token_seconds",
+        "histogram",
+        SERVER_MODEL,
+        "Time from request arrival to its first generated token, server's buckets.",
+        "server histogram",
+    ),
+    "inter_token_latency": _m(
+        "inference_inter_token_latency_seconds",
+        "histogram",
+        SERVER_MODEL,
+        "Time between consecutive generated tokens, server's buckets.",
+        "server histogram",
+    ),
+    "e2e_request_latency": _m(
+        "inference_e2e_request_latency_seconds",
+        "histogram",
+        SERVER_MODEL,
+        "Time from request arrival to its last token, server's buckets.",
+        "server histogram",
+    ),
+    "request_queue_time": _m(
+        "inference_request_queue_time_seconds",
+        "histogram",
+        SERVER_MODEL,
+        "Time a request waited in the queue before running, server's buckets.",
+        "server histogram",
+    ),
+}
+
+# GPUs
+NVML_UP = _m(
+    "inference_nvml_up",
+    "gauge",
+    (),
+    "1 if NVML answered the last GPU poll, else 0 (no library, no driver, or an error).",
+    "exporter",
+)
+NVML_POLL_DURATION = _m(
+    "inference_nvml_poll_duration_seconds", "gauge", (), "Wall time of the last GPU poll through NVML.", "exporter"
+)
+NVML_LAST_SUCCESS = _m(
+    "inference_nvml_last_success_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time of the last successful GPU poll.",
+    "exporter",
+)
+GPU_INFO = _m(
+    "inference_gpu_info", "info", ("gpu", "uuid", "name", "driver_version"), "Static facts about each GPU.", "NVML"
+)
+GPU_UP = _m(
+    "inference_gpu_up",
+    "gauge",
+    GPU,
+    "1 if NVML read the GPU, 0 if NVML reports it lost (its other series are then absent).",
+    "NVML",
+)
+GPU_UTILIZATION = _m(
+    "inference_gpu_utilization_ratio",
+    "gauge",
+    GPU,
+    "Share of the last sample period in which a kernel ran, 0..1.",
+    "NVML utilization rates",
+)
+GPU_MEMORY_USED = _m("inference_gpu_memory_used_bytes", "gauge", GPU, "GPU memory in use.", "NVML memory info")
+GPU_MEMORY_TOTAL = _m("inference_gpu_memory_total_bytes", "gauge", GPU, "GPU memory in total.", "NVML memory info")
+GPU_POWER = _m("inference_gpu_power_watts", "gauge", GPU, "Power draw.", "NVML power usage")
+GPU_ENERGY = _m(
+    "inference_gpu_energy_joules_total",
+    "counter",
+    GPU,
+    "Energy since the driver loaded (or, where NVML lacks the counter, integrated power since the exporter started).",
+    "NVML total energy consumption",
+)
+GPU_TEMPERATURE = _m("inference_gpu_temperature_celsius", "gauge", GPU, "GPU core temperature.", "NVML")
+GPU_HOURLY_COST = _m(
+    "inference_gpu_hourly_cost",
+    "gauge",
+    GPU,
+    "Configured price of the GPU per hour, in the pricing currency.",
+    "config",
+)
+GPU_GENERATION_TPS = _m(
+    "inference_gpu_generation_tokens_per_second",
+    "gauge",
+    GPU,
+    f"Generated tokens per second attributed to the GPU {W}; sums to the servers' totals.",
+    "derived: each server's rate split over its GPUs",
+)
+
+# The exporter itself
+PRICING_INFO = _m("inference_pricing_info", "info", ("currency",), "The currency of every cost metric.", "config")
+BUILD_INFO = _m(
+    "inference_exporter_build_info", "info", ("version", "python_version"), "The exporter's version.", "exporter"
+)
+
+ALL: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric)) + tuple(
+    HISTOGRAMS.values()
+)

@@ -1,0 +1,86 @@
+"""Format metric families as Prometheus text (0.0.4) or OpenMetrics (1.0.0).
+
+A family is a ``Metric`` and its samples: ``(label values, value)`` where the value is a float, or a
+``Histogram`` for histogram families. Families without samples are left out entirely.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from exporter.exposition.metrics import Metric
+from exporter.model import Histogram
+
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+Sample = tuple[tuple[str, ...], float | Histogram]
+Family = tuple[Metric, Sequence[Sample]]
+
+
+def format_value(value: float) -> str:
+    """Go-style float formatting as Prometheus expects (``+Inf``, ``NaN``, ``1.5``, ``1e+21``)."""
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    return repr(float(value))
+
+
+def escape_label(value: str) -> str:
+    """Escape a label value: backslash, double quote and newline."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def label_text(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
+    """``{a="1",b="2"}`` (with ``extra`` such as ``le="0.5"`` appended), or ``""`` without labels."""
+    parts = [f'{n}="{escape_label(v)}"' for n, v in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def render(families: Iterable[Family], *, openmetrics: bool = False) -> bytes:
+    """Render families in the text format, or OpenMetrics with ``openmetrics=True``."""
+    out: list[str] = []
+    for metric, samples in families:
+        if samples:
+            _family(out, metric, samples, openmetrics)
+    if openmetrics:
+        out.append("# EOF\n")
+    return "".join(out).encode("utf-8")
+
+
+def _family(out: list[str], metric: Metric, samples: Sequence[Sample], openmetrics: bool) -> None:
+    family_name, type_name = _header_name(metric, openmetrics)
+    out.append(f"# HELP {family_name} {_escape_help(metric.help)}\n# TYPE {family_name} {type_name}\n")
+    for label_values, value in samples:
+        if isinstance(value, Histogram):
+            _histogram(out, metric, label_values, value)
+        else:
+            out.append(f"{metric.name}{label_text(metric.labels, label_values)} {format_value(value)}\n")
+
+
+def _header_name(metric: Metric, openmetrics: bool) -> tuple[str, str]:
+    if metric.type == "info":
+        return (metric.name.removesuffix("_info"), "info") if openmetrics else (metric.name, "gauge")
+    if metric.type == "counter" and openmetrics:
+        return metric.name.removesuffix("_total"), "counter"
+    return metric.name, metric.type
+
+
+def _histogram(out: list[str], metric: Metric, label_values: Sequence[str], histogram: Histogram) -> None:
+    name = metric.name
+    for bound, count in histogram.buckets:
+        le = 'le="' + format_value(bound) + '"'
+        out.append(f"{name}_bucket{label_text(metric.labels, label_values, le)} {format_value(count)}\n")
+    labels = label_text(metric.labels, label_values)
+    out.append(f"{name}_sum{labels} {format_value(histogram.sum)}\n")
+    out.append(f"{name}_count{labels} {format_value(histogram.count)}\n")

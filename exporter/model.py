@@ -1,0 +1,212 @@
+"""Plain, immutable data that flows from the sources through derive to the exposition.
+
+Nothing here does I/O or knows about Prometheus. Units are base units and are stated per field.
+Two clocks appear: *monotonic* seconds (``time.monotonic()``, only for differences) and *unix*
+seconds (wall clock, only for display and ``..._timestamp_seconds`` metrics).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+EMPTY: Mapping[str, float] = MappingProxyType({})
+
+
+class TokenCounting(enum.StrEnum):
+    """When a server's token counters move."""
+
+    INCREMENTAL = "incremental"
+    """Every engine step (vLLM V1, LMDeploy): a short-window rate is honest."""
+    AT_COMPLETION = "at_completion"
+    """Only when a request finishes (TGI, SGLang, Triton, llama.cpp): a short window is lumpy."""
+
+
+HISTOGRAM_NAMES = (
+    "time_to_first_token",
+    "inter_token_latency",
+    "e2e_request_latency",
+    "request_queue_time",
+)
+"""The normalized latency histograms, all in seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """A cumulative histogram, converted to seconds.
+
+    ``buckets`` pairs each upper bound (seconds, ascending, the last one ``inf``) with the cumulative
+    count of observations at or below it.
+    """
+
+    buckets: tuple[tuple[float, float], ...]
+    count: float
+    sum: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSample:
+    """What one server reports for one model at one moment. ``None`` means "not reported".
+
+    Counters are cumulative since the server started; gauges are instantaneous.
+    """
+
+    prompt_tokens: float | None = None
+    """Counter: prompt (prefill) tokens processed."""
+    generation_tokens: float | None = None
+    """Counter: generated (decode) tokens."""
+    requests_finished: float | None = None
+    """Counter: requests that finished, whatever the reason."""
+    requests_running: float | None = None
+    """Gauge: requests in the running batch."""
+    requests_waiting: float | None = None
+    """Gauge: requests queued and not yet scheduled."""
+    kv_cache_usage_ratio: float | None = None
+    """Gauge, 0..1: share of the KV cache in use."""
+    generation_tokens_in_flight: float | None = None
+    """Gauge: tokens generated so far by requests that have not finished yet (llama.cpp ``/slots``).
+
+    For servers that count at completion, this plus ``generation_tokens`` is a counter that moves live.
+    """
+    histograms: Mapping[str, Histogram] = field(default_factory=dict)
+    """Latency histograms by normalized name (see ``HISTOGRAM_NAMES``), in seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSample:
+    """One parsed ``/metrics`` body of an inference server."""
+
+    kind: str
+    """The adapter that parsed it (``vllm``, ``tgi``, ...)."""
+    models: Mapping[str, ModelSample]
+    """Per model name. A server without model labels reports one model named by config or ``""``."""
+    token_counting: TokenCounting
+    version: str = ""
+    """The server's version where its body says it, else ``""``."""
+    process_start_time_seconds: float | None = None
+    """Unix seconds at which the server process started, where it says so; a change means a restart."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpuProcess:
+    """A compute process on a GPU."""
+
+    pid: int
+    used_memory_bytes: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSample:
+    """One GPU (or MIG instance) read through NVML at one moment. ``None`` means "not supported"."""
+
+    index: int
+    """NVML index (stable for the driver's lifetime)."""
+    uuid: str
+    name: str
+    """Product name, as NVML reports it (``NVIDIA H100 80GB HBM3``)."""
+    utilization_ratio: float | None = None
+    """0..1: share of the last sample period in which a kernel ran."""
+    memory_used_bytes: float | None = None
+    memory_total_bytes: float | None = None
+    power_watts: float | None = None
+    energy_joules: float | None = None
+    """Counter: energy since the driver loaded. ``None`` on GPUs or drivers without the counter."""
+    temperature_celsius: float | None = None
+    processes: tuple[GpuProcess, ...] | None = None
+    """Compute processes, where read (a slow-loop value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpuReading:
+    """The node's GPUs as read once by the GPU source."""
+
+    driver_version: str
+    gpus: tuple[GpuSample, ...]
+    lost: tuple[tuple[int, str], ...] = ()
+    """(index, uuid) of GPUs that NVML reports as lost: ``inference_gpu_up 0``, no other series."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """How the last poll of one source went."""
+
+    up: bool
+    duration_seconds: float
+    """Wall time of the last poll (fetch and parse)."""
+    last_success_unix: float | None
+    """Unix seconds of the last successful poll, ``None`` if it never succeeded."""
+    error: str | None = None
+    """Why the last poll failed, in one line; ``None`` when it succeeded."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpuShare:
+    """A server's claim on one GPU."""
+
+    index: int
+    uuid: str
+    weight: float
+    """0..1: this server's share of the GPU's cost and energy (all servers on a GPU sum to 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRates:
+    """Values derived for one server and model over the rate window. ``None``: undefined, left out."""
+
+    prompt_tokens_per_second: float | None = None
+    generation_tokens_per_second: float | None = None
+    requests_per_second: float | None = None
+    generation_tokens_per_second_per_gpu: float | None = None
+    cost_per_request: float | None = None
+    """Currency units per finished request."""
+    cost_per_million_generation_tokens: float | None = None
+    energy_joules_per_generation_token: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerView:
+    """Everything the exposition needs about one configured server."""
+
+    name: str
+    status: SourceStatus
+    sample: ServerSample | None
+    """The last good sample, ``None`` while the server is down (its series are dropped)."""
+    gpus: tuple[GpuShare, ...]
+    rates: Mapping[str, ModelRates]
+    """Per model."""
+    cost_per_second: float | None = None
+    """Currency units per second that the server's share of its GPUs costs."""
+    power_watts: float | None = None
+    """The server's share of its GPUs' average power over the rate window."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpuView:
+    """Everything the exposition needs about one GPU."""
+
+    sample: GpuSample
+    hourly_cost: float
+    generation_tokens_per_second: float | None
+    """Generation tokens/s attributed to this GPU (its share of each server on it)."""
+    energy_joules: float | None = None
+    """Energy counter, from NVML or integrated from power where NVML lacks the counter."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The exporter's whole state at one moment, as served by one scrape."""
+
+    taken_at_unix: float
+    servers: tuple[ServerView, ...]
+    gpus: tuple[GpuView, ...]
+    lost_gpus: tuple[tuple[int, str], ...]
+    nvml: SourceStatus | None
+    """``None`` when GPU polling is disabled."""
+    driver_version: str = ""
+    currency: str = "USD"
+    ready: bool = False
+    """True once every source has been polled at least once."""
+    info: Mapping[str, str] = field(default_factory=dict)
+    """Static facts about the exporter (version, ...)."""

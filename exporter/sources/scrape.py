@@ -1,0 +1,113 @@
+"""Fetch one inference server's ``/metrics`` over HTTP and parse it with its adapter.
+
+Every failure becomes a ``ScrapeError`` with a one-line reason (refused, timed out, HTTP status,
+body too large, not UTF-8, unrecognized, malformed), which the poller turns into ``up 0``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from urllib.parse import urljoin
+
+import aiohttp
+
+from exporter.config import ServerConfig
+from exporter.model import ServerSample
+from exporter.sources.servers import Adapter, ParseError, detect, get_adapter
+from exporter.sources.servers._text import count_series
+
+
+class ScrapeError(Exception):
+    """One poll of a server failed; the message says why in one line."""
+
+
+async def fetch_text(session: aiohttp.ClientSession, url: str, *, timeout: float, max_bytes: int) -> str:
+    """GET ``url`` and return its body as text, within ``timeout`` seconds and ``max_bytes`` bytes."""
+    try:
+        async with asyncio.timeout(timeout):
+            async with session.get(url, allow_redirects=False) as response:
+                if response.status != 200:
+                    raise ScrapeError(f"HTTP {response.status} from {url}")
+                body = await _read_capped(response, max_bytes)
+    except TimeoutError:
+        raise ScrapeError(f"no complete answer from {url} within {timeout:g}s") from None
+    except aiohttp.ClientError as exc:
+        raise ScrapeError(f"cannot fetch {url}: {_reason(exc)}") from None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScrapeError(f"body from {url} is not UTF-8 (byte {exc.start})") from None
+
+
+async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    if response.content_length is not None and response.content_length > max_bytes:
+        raise ScrapeError(f"body of {response.content_length} bytes is over the limit of {max_bytes}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise ScrapeError(f"body is over the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+class ServerScraper:
+    """Polls one configured server: fetch, detect the adapter (``kind: auto``), parse, enrich."""
+
+    def __init__(
+        self, config: ServerConfig, session: aiohttp.ClientSession, *, max_body_bytes: int, max_series: int
+    ) -> None:
+        self.config = config
+        self._session = session
+        self._max_body_bytes = max_body_bytes
+        self._max_series = max_series
+        self.adapter: Adapter | None = None if config.kind == "auto" else get_adapter(config.kind)
+        """The configured adapter; with ``kind: auto`` each body is detected afresh (a cheap test)."""
+
+    async def poll(self) -> ServerSample:
+        """One poll; raises ``ScrapeError``."""
+        text = await self._fetch(self.config.url)
+        adapter = self._adapter_for(text)
+        try:
+            sample = adapter.parse(text)
+        except ParseError as exc:
+            raise ScrapeError(f"{adapter.kind} adapter: {exc}") from None
+        sample = await self._enrich(adapter, sample)
+        return self._rename(sample)
+
+    async def _fetch(self, url: str) -> str:
+        return await fetch_text(self._session, url, timeout=self.config.timeout, max_bytes=self._max_body_bytes)
+
+    def _adapter_for(self, text: str) -> Adapter:
+        count = count_series(text)
+        if count > self._max_series:
+            raise ScrapeError(f"body has {count} series, more than max_series_per_server ({self._max_series})")
+        if self.adapter is not None:
+            return self.adapter
+        try:
+            return detect(text)
+        except ParseError as exc:
+            raise ScrapeError(str(exc)) from None
+
+    async def _enrich(self, adapter: Adapter, sample: ServerSample) -> ServerSample:
+        for extra in adapter.extras:
+            try:
+                body = await self._fetch(urljoin(self.config.url, extra.path))
+                sample = extra.merge(sample, body)
+            except (ScrapeError, ParseError):
+                continue
+        return sample
+
+    def _rename(self, sample: ServerSample) -> ServerSample:
+        override = self.config.model
+        if override is None or len(sample.models) != 1:
+            return sample
+        (only,) = sample.models.values()
+        return dataclasses.replace(sample, models={override: only})
