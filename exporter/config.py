@@ -239,7 +239,7 @@ def _gpu(reader: _Reader, value: Any) -> GpuConfig:
 _SERVER_KEYS = {"name", "url", "kind", "gpus", "model", "timeout"}
 
 
-def _server(reader: _Reader, value: Any, path: str) -> ServerConfig | None:
+def _server(reader: _Reader, value: Any, path: str, poll_interval: float) -> ServerConfig | None:
     data = reader.mapping(value, path, _SERVER_KEYS)
     for required in ("name", "url"):
         if required not in data and isinstance(value, dict):
@@ -254,6 +254,8 @@ def _server(reader: _Reader, value: Any, path: str) -> ServerConfig | None:
         model=reader.read(data, path, "model", None, _optional_text),
         timeout=reader.read(data, path, "timeout", 2.0, _duration),
     )
+    if server.timeout >= poll_interval:
+        reader.fail(_join(path, "timeout"), "must be shorter than poll_interval")
     return server if name and url else None
 
 
@@ -267,13 +269,13 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else _text(value)
 
 
-def _servers(reader: _Reader, value: Any) -> tuple[ServerConfig, ...]:
+def _servers(reader: _Reader, value: Any, poll_interval: float) -> tuple[ServerConfig, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
         reader.fail("servers", "must be a list")
         return ()
-    servers = [_server(reader, item, f"servers[{i}]") for i, item in enumerate(value)]
+    servers = [_server(reader, item, f"servers[{i}]", poll_interval) for i, item in enumerate(value)]
     seen: set[str] = set()
     for i, server in enumerate(servers):
         if server is not None and server.name in seen:
@@ -291,12 +293,13 @@ def config_from_data(data: Any, source: str = "config") -> Config:
     reader = _Reader()
     top = reader.mapping(data, "", _TOP_KEYS)
     defaults = Config()
+    poll_interval = reader.read(top, "", "poll_interval", defaults.poll_interval, _duration)
     config = Config(
-        poll_interval=reader.read(top, "", "poll_interval", defaults.poll_interval, _duration),
+        poll_interval=poll_interval,
         rate_window=reader.read(top, "", "rate_window", defaults.rate_window, _duration),
         pricing=_pricing(reader, top.get("pricing")),
         gpu=_gpu(reader, top.get("gpu")),
-        servers=_servers(reader, top.get("servers")),
+        servers=_servers(reader, top.get("servers"), poll_interval),
         max_body_bytes=reader.read(top, "", "max_body_bytes", defaults.max_body_bytes, _positive_int),
         max_series_per_server=reader.read(
             top, "", "max_series_per_server", defaults.max_series_per_server, _positive_int
@@ -311,9 +314,6 @@ def config_from_data(data: Any, source: str = "config") -> Config:
 def _check_relations(reader: _Reader, config: Config) -> None:
     if config.rate_window < 2 * config.poll_interval:
         reader.fail("rate_window", "must be at least twice poll_interval, or no rate has two points")
-    for i, server in enumerate(config.servers):
-        if server.timeout >= config.poll_interval:
-            reader.fail(f"servers[{i}].timeout", "must be shorter than poll_interval")
 
 
 def load_config(path: str | Path) -> Config:

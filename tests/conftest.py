@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REQUIRE_TOOLS = os.environ.get("ITE_REQUIRE_TOOLS") == "1"
@@ -29,6 +30,17 @@ def require_tool(name: str, hint: str = "") -> str:
     return path
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--update-golden`` rewrites golden files instead of comparing against them."""
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/* from current output")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """Whether this run rewrites golden files."""
+    return bool(request.config.getoption("--update-golden"))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Under ITE_REQUIRE_TOOLS=1, any skipped test fails the run."""
     if not REQUIRE_TOOLS:
@@ -39,3 +51,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(f"ITE_REQUIRE_TOOLS=1: {skipped} test(s) skipped; CI treats that as a failure")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# The machine running the tests may be a loaded 2-core box: no per-example deadlines, no slowness checks.
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
