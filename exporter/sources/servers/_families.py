@@ -1,0 +1,201 @@
+"""Parse a body from a table that says which of the server's families feeds each normalized value.
+
+Most servers differ only in names: which family holds the prompt tokens, which label names the
+model, which histogram is the time to first token. An adapter states that in a ``Table`` and
+``parse_table`` does the rest with the helpers of ``_text``, per model:
+
+- counters are summed over every other label (engines, ranks, finish reasons); a counter with a
+  negative or non-finite value is left out rather than summed into a wrong total;
+- gauges (requests running, waiting) are summed, skipping values that are negative or not finite;
+- ratios (KV cache usage) take the largest value, clamped to 0..1, so one full engine shows;
+- histograms are rebuilt with the server's own buckets, converted to seconds.
+
+Where a value lists several alternatives, the first one the body has wins (newest names first). A
+counter alternative may add several families up, such as successful plus failed requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from exporter.model import Histogram, ModelSample, ServerSample, TokenCounting
+from exporter.sources.servers._base import ParseError
+from exporter.sources.servers._text import (
+    Series,
+    gauge_sum_by,
+    histograms_by,
+    max_by,
+    process_start_time,
+    scan,
+    sum_by,
+)
+
+Alternatives = tuple[tuple[str, ...], ...]
+"""Counter alternatives, first present wins; the families of one alternative add up."""
+Values = dict[str, float | None]
+"""Per model name."""
+
+COUNTER_FIELDS = ("prompt_tokens", "generation_tokens", "requests_finished")
+GAUGE_FIELDS = ("requests_running", "requests_waiting")
+RATIO_FIELDS = ("kv_cache_usage_ratio",)
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def _keep(series: Series) -> Series:
+    return series
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Where one server keeps each normalized value. Family names are given without ``prefix``."""
+
+    prefix: str
+    model_label: str
+    """The label that names the model; ``""`` for servers without one (every series is model ``""``)."""
+    counters: Mapping[str, Alternatives] = field(default_factory=dict)
+    gauges: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    ratios: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    histograms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Normalized histogram name → the server's histogram families (without suffixes)."""
+    histogram_scale: float = 1.0
+    """Factor that turns the server's bucket bounds and sums into seconds."""
+    select: Callable[[Series], Series] = _keep
+    """Applied to every family's series before grouping (SGLang drops replicated ranks here)."""
+
+    def names(self) -> frozenset[str]:
+        """Every sample name to scan for."""
+        names = {"process_start_time_seconds"}
+        for alternatives in self.counters.values():
+            names.update(self.prefix + family for families in alternatives for family in families)
+        for families in (*self.gauges.values(), *self.ratios.values()):
+            names.update(self.prefix + family for family in families)
+        for families in self.histograms.values():
+            names.update(self.prefix + f + suffix for f in families for suffix in HISTOGRAM_SUFFIXES)
+        return frozenset(names)
+
+
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """What a table read from one body: values per field and model, histograms per name and model."""
+
+    values: dict[str, Values]
+    histograms: dict[str, dict[str, Histogram]]
+
+    def model_names(self) -> set[str]:
+        """Every model that has at least one value or histogram."""
+        names = {model for per_model in self.values.values() for model in per_model}
+        return names | {model for per_model in self.histograms.values() for model in per_model}
+
+
+def read(found: Mapping[str, Series], table: Table) -> Readings:
+    """Apply a table to scanned samples."""
+    selected = {name: table.select(series) for name, series in found.items()}
+    values: dict[str, Values] = {}
+    for name, alternatives in table.counters.items():
+        values[name] = counter(selected, table.prefix, alternatives, table.model_label)
+    for name, families in table.gauges.items():
+        hit = first(selected, table.prefix, families)
+        values[name] = dict(gauge_sum_by(hit, table.model_label)) if hit is not None else {}
+    for name, families in table.ratios.items():
+        hit = first(selected, table.prefix, families)
+        values[name] = {m: clamp(v) for m, v in max_by(hit, table.model_label).items()} if hit is not None else {}
+    return Readings(values, histograms(selected, table))
+
+
+def first(found: Mapping[str, Series], prefix: str, families: tuple[str, ...]) -> Series | None:
+    """The series of the first family the body has."""
+    for family in families:
+        if prefix + family in found:
+            return found[prefix + family]
+    return None
+
+
+def counter(found: Mapping[str, Series], prefix: str, alternatives: Alternatives, label: str) -> Values:
+    """Per model, the sum of the families of the first alternative the body has any of."""
+    for families in alternatives:
+        present = [found[prefix + f] for f in families if prefix + f in found]
+        if present:
+            return add_up([sum_by(series, label) for series in present])
+    return {}
+
+
+def add_up(parts: list[Values]) -> Values:
+    """Add per-model values; a model that is ``None`` in any part stays ``None``."""
+    total: Values = {}
+    for part in parts:
+        for model, value in part.items():
+            current = total.get(model, 0.0)
+            total[model] = None if current is None or value is None else current + value
+    return total
+
+
+def histograms(found: Mapping[str, Series], table: Table) -> dict[str, dict[str, Histogram]]:
+    """Per normalized name, the first of the table's families that yields a histogram, per model."""
+    out: dict[str, dict[str, Histogram]] = {}
+    for name, families in table.histograms.items():
+        for family in families:
+            per_model = histograms_by(found, table.prefix + family, table.model_label, scale=table.histogram_scale)
+            if per_model:
+                out[name] = per_model
+                break
+    return out
+
+
+def clamp(ratio: float) -> float:
+    """Clamp a ratio to 0..1 (servers round, and some report a hair above 1)."""
+    return min(max(ratio, 0.0), 1.0)
+
+
+def model_sample(model: str, readings: Readings) -> ModelSample:
+    """The normalized sample of one model."""
+
+    def value(name: str) -> float | None:
+        return readings.values.get(name, {}).get(model)
+
+    return ModelSample(
+        prompt_tokens=value("prompt_tokens"),
+        generation_tokens=value("generation_tokens"),
+        requests_finished=value("requests_finished"),
+        requests_running=value("requests_running"),
+        requests_waiting=value("requests_waiting"),
+        kv_cache_usage_ratio=value("kv_cache_usage_ratio"),
+        histograms={name: per_model[model] for name, per_model in readings.histograms.items() if model in per_model},
+    )
+
+
+def no_metrics(kind: str, example: str) -> ParseError:
+    """The error for a body that has none of the families an adapter reads."""
+    return ParseError(f"no {kind} metrics found (expected families such as {example})")
+
+
+def parse_table(text: str, table: Table, *, kind: str, counting: TokenCounting, example: str) -> ServerSample:
+    """Parse a whole body with one table; raise ``ParseError`` when it has none of the table's families."""
+    found = scan(text, table.names())
+    readings = read(found, table)
+    models = readings.model_names()
+    if not models:
+        raise no_metrics(kind, example)
+    return ServerSample(
+        kind=kind,
+        models={model: model_sample(model, readings) for model in sorted(models)},
+        token_counting=counting,
+        process_start_time_seconds=process_start_time(found),
+    )
+
+
+def merge(sources: list[Readings]) -> Readings:
+    """Combine readings of one body from several tables: per value and model, the first source that has it wins."""
+    values: dict[str, Values] = {}
+    for source in sources:
+        for name, per_model in source.values.items():
+            merged = values.setdefault(name, {})
+            for model, value in per_model.items():
+                merged.setdefault(model, value)
+    histograms: dict[str, dict[str, Histogram]] = {}
+    for source in sources:
+        for name, per_model_histograms in source.histograms.items():
+            target = histograms.setdefault(name, {})
+            for model, histogram in per_model_histograms.items():
+                target.setdefault(model, histogram)
+    return Readings(values, histograms)

@@ -1,0 +1,67 @@
+"""NVIDIA NIM for LLMs' ``/v1/metrics``: vLLM's families without the ``vllm:`` prefix.
+
+Sample of what it reads::
+
+    num_requests_running{model_name="meta/llama-3.1-8b-instruct"} 1.0
+    gpu_cache_usage_perc{model_name="meta/llama-3.1-8b-instruct"} 0.0002848191398461977
+    generation_tokens_total{model_name="meta/llama-3.1-8b-instruct"} 174.0
+    request_finish_total{finished_reason="length",model_name="meta/llama-3.1-8b-instruct"} 5.0
+
+Everything but finished requests is read by the vLLM adapter's ``parse_families`` with an empty
+prefix; token counters move every iteration (incremental). NIM's ``request_success_total`` counts
+only requests that finished with ``stop`` or ``length``, so finished requests come from
+``request_finish_total`` (every finish reason), else from success plus ``request_failure_total``.
+The version comes from the ``version`` endpoint next to the metrics path (``/v1/version`` beside
+``/v1/metrics``; its ``release``), read on every poll right after the metrics.
+
+Detection comes after every prefixed server (priority 150): unprefixed names such as
+``num_requests_running`` are generic enough that a body with ``vllm:``, ``sglang:`` or ``tgi_``
+families must be claimed by those adapters first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from exporter.model import ServerSample
+from exporter.sources.servers._base import Adapter, ExtraEndpoint, register
+from exporter.sources.servers._extras import MAX_VERSION_LENGTH, json_object, text_field, with_version
+from exporter.sources.servers._families import Alternatives, counter
+from exporter.sources.servers._text import mentions, scan
+from exporter.sources.servers.vllm import MODEL_LABEL, parse_families
+
+FINISHED: Alternatives = (("request_finish_total",), ("request_success_total", "request_failure_total"))
+MARKERS = ("num_requests_running", "generation_tokens_total", "gpu_cache_usage_perc", "num_request_max")
+
+
+def parse(text: str) -> ServerSample:
+    """Parse a NIM for LLMs ``/v1/metrics`` body."""
+    sample = parse_families(text, "", "nim")
+    finished = counter(scan(text, {name for names in FINISHED for name in names}), "", FINISHED, MODEL_LABEL)
+    models = {
+        model: dataclasses.replace(values, requests_finished=finished[model]) if model in finished else values
+        for model, values in sample.models.items()
+    }
+    return dataclasses.replace(sample, models=models)
+
+
+def detect(text: str) -> bool:
+    """A NIM body has vLLM's family names at the start of a line, without any prefix."""
+    return mentions(text, *MARKERS)
+
+
+def merge_version(sample: ServerSample, body: str) -> ServerSample:
+    """Take the server's release from ``GET /v1/version``."""
+    return with_version(sample, text_field(json_object(body, "GET /v1/version"), "release", MAX_VERSION_LENGTH))
+
+
+ADAPTER = register(
+    Adapter(
+        kind="nim",
+        description="NVIDIA NIM for LLMs 1.x (vLLM families without a prefix; version from GET /v1/version)",
+        parse=parse,
+        detect=detect,
+        priority=150,
+        extras=(ExtraEndpoint("version", merge_version),),
+    )
+)

@@ -1,0 +1,90 @@
+"""SGLang's ``/metrics`` (0.4 and 0.5 names; ``--enable-metrics``).
+
+Sample of what it reads (0.5: scheduler families carry rank labels, tokenizer families do not)::
+
+    sglang:num_running_reqs{engine_type="unified",model_name="Qwen/Qwen3-8B",pp_rank="0",tp_rank="0"} 3.0
+    sglang:token_usage{engine_type="unified",model_name="Qwen/Qwen3-8B",pp_rank="0",tp_rank="0"} 0.27
+    sglang:generation_tokens_total{engine_type="unified",is_streaming="true",model_name="Qwen/Qwen3-8B"} 20480.0
+
+Token and request counters come from the tokenizer process, which counts a request when it
+*finishes*: a rate over a window shorter than a few request durations is lumpy. (The scheduler's
+``sglang:realtime_tokens_total`` moves live, but per rank, only every log interval, and without the
+first token of each request, so it is not used.) Finished requests come from
+``sglang:num_requests_total``; bodies without it (0.4) count observations of the end-to-end latency
+histogram, which SGLang records once per finished request.
+
+Ranks: each scheduler reports under its own ``tp_rank``/``pp_rank``/``moe_ep_rank`` (and
+``dp_rank`` with data parallelism). By default only the first rank of each data-parallel group
+reports; with ``--enable-metrics-for-all-schedulers`` the ranks of one group report the same
+requests. So per model and ``dp_rank`` only the lowest rank's series are kept, and data-parallel
+groups are summed. ``sglang:token_usage`` (used KV tokens over the pool) is the KV cache ratio.
+Renamed: ``time_per_output_token_seconds`` → ``inter_token_latency_seconds`` (0.5).
+"""
+
+from __future__ import annotations
+
+from exporter.model import ServerSample, TokenCounting
+from exporter.sources.servers._base import Adapter, register
+from exporter.sources.servers._families import Table, parse_table
+from exporter.sources.servers._text import Labels, Series, mentions
+
+PREFIX = "sglang:"
+REPLICA_RANKS = ("tp_rank", "pp_rank", "moe_ep_rank")
+"""Rank labels whose series within one data-parallel group report the same requests."""
+
+RankKey = tuple[tuple[int, str], ...]
+
+
+def _rank(labels: Labels) -> RankKey:
+    values = (labels.get(name, "") for name in REPLICA_RANKS)
+    return tuple((int(v), "") if v.isdigit() and len(v) < 10 else (1 << 31, v) for v in values)
+
+
+def _group(labels: Labels) -> frozenset[tuple[str, str]]:
+    return frozenset((k, v) for k, v in labels.items() if k not in REPLICA_RANKS)
+
+
+def primary_ranks(series: Series) -> Series:
+    """Keep, in each group of otherwise equal labels, only the series of the lowest rank."""
+    lowest: dict[frozenset[tuple[str, str]], RankKey] = {}
+    for labels, _value in series:
+        group, rank = _group(labels), _rank(labels)
+        lowest[group] = min(lowest.get(group, rank), rank)
+    return [(labels, value) for labels, value in series if lowest[_group(labels)] == _rank(labels)]
+
+
+TABLE = Table(
+    prefix=PREFIX,
+    model_label="model_name",
+    counters={
+        "prompt_tokens": (("prompt_tokens_total",),),
+        "generation_tokens": (("generation_tokens_total",),),
+        "requests_finished": (("num_requests_total",), ("e2e_request_latency_seconds_count",)),
+    },
+    gauges={"requests_running": ("num_running_reqs",), "requests_waiting": ("num_queue_reqs",)},
+    ratios={"kv_cache_usage_ratio": ("token_usage",)},
+    histograms={
+        "time_to_first_token": ("time_to_first_token_seconds",),
+        "inter_token_latency": ("inter_token_latency_seconds", "time_per_output_token_seconds"),
+        "e2e_request_latency": ("e2e_request_latency_seconds",),
+        "request_queue_time": ("queue_time_seconds",),
+    },
+    select=primary_ranks,
+)
+
+
+def parse(text: str) -> ServerSample:
+    """Parse an SGLang ``/metrics`` body."""
+    return parse_table(
+        text, TABLE, kind="sglang", counting=TokenCounting.AT_COMPLETION, example="sglang:generation_tokens_total"
+    )
+
+
+def detect(text: str) -> bool:
+    """An SGLang body has ``sglang:`` families."""
+    return mentions(text, PREFIX)
+
+
+ADAPTER = register(
+    Adapter(kind="sglang", description="SGLang 0.4 and 0.5 (ranks summed per model)", parse=parse, detect=detect)
+)

@@ -1,0 +1,166 @@
+"""Every recorded body: `kind: auto` picks its server, and its normalized values are exactly the expected ones."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from exporter.inspector import normalize
+from exporter.model import Histogram, TokenCounting
+from exporter.sources.servers import detect, get_adapter
+from tests.conftest import FIXTURES, fixture_text
+
+SERVERS = FIXTURES / "servers"
+
+KINDS = {
+    "vllm-0.33.0-reconstructed.prom": "vllm",
+    "tgi-3.x.prom": "tgi",
+    "sglang-0.4.x-docs.prom": "sglang",
+    "sglang-0.5.23-reconstructed.prom": "sglang",
+    "triton-trtllm-backend-readme.prom": "triton",
+    "triton-trtllm-ensemble-reconstructed.prom": "triton",
+    "triton-vllm-backend-reconstructed.prom": "triton",
+    "llamacpp-real-tinymodel.prom": "llamacpp",
+    "llama.cpp-reconstructed.prom": "llamacpp",
+    "lmdeploy-reconstructed.prom": "lmdeploy",
+    "nim-1.x-datadog-real.prom": "nim",
+}
+
+
+FIELDS = (
+    "prompt_tokens",
+    "generation_tokens",
+    "requests_finished",
+    "requests_running",
+    "requests_waiting",
+    "kv_cache_usage_ratio",
+)
+
+
+def values(*numbers: float | None) -> dict[str, float | None]:
+    """The inspect-shaped values of one model, in the order of ``FIELDS``."""
+    return dict(zip(FIELDS, numbers, strict=True))
+
+
+EXPECTED = {
+    "vllm-0.33.0-reconstructed.prom": {"Qwen/Qwen3-8B": values(3164.0, 1553.0, 4.0, 3.0, 0.0, 0.0123)},
+    "tgi-3.x.prom": {"": values(662.0, 3423.0, 111.0, 0.0, 0.0, None)},
+    "sglang-0.4.x-docs.prom": {
+        "meta-llama/Llama-3.1-8B-Instruct": values(8128902.0, 7557572.0, 11228.0, 162.0, 2826.0, 0.28)
+    },
+    "sglang-0.5.23-reconstructed.prom": {"Qwen/Qwen3-8B": values(5234.0, 40960.0, 32.0, 3.0, 1.0, 0.27)},
+    "triton-trtllm-backend-readme.prom": {"tensorrt_llm": values(None, None, 0.0, 0.0, 1.0, 0.4875)},
+    "triton-trtllm-ensemble-reconstructed.prom": {
+        "ensemble": values(None, None, 96.0, None, 0.0, None),
+        "postprocessing": values(None, None, 18211.0, None, 0.0, None),
+        "preprocessing": values(None, None, 97.0, None, 0.0, None),
+        "tensorrt_llm": values(40960.0, 18211.0, 97.0, 4.0, 2.0, 1934 / 6239),
+    },
+    "triton-vllm-backend-reconstructed.prom": {"vllm_model": values(52.0, 80.0, 6.0, 1.0, 0.0, 0.0625)},
+    "lmdeploy-reconstructed.prom": {"Qwen/Qwen2.5-7B-Instruct": values(16277.0, 8887.0, 38.0, 2.0, 1.0, 0.1875)},
+    "nim-1.x-datadog-real.prom": {
+        "meta/llama-3.1-8b-instruct": values(109.0, 174.0, 5.0, 1.0, 0.0, 0.0002848191398461977)
+    },
+}
+"""Exact normalized values per fixture and model (llama.cpp's are asserted by its own adapter's tests)."""
+
+COUNTING = {
+    "vllm-0.33.0-reconstructed.prom": TokenCounting.INCREMENTAL,
+    "tgi-3.x.prom": TokenCounting.AT_COMPLETION,
+    "sglang-0.4.x-docs.prom": TokenCounting.AT_COMPLETION,
+    "sglang-0.5.23-reconstructed.prom": TokenCounting.AT_COMPLETION,
+    "triton-trtllm-backend-readme.prom": TokenCounting.AT_COMPLETION,
+    "triton-trtllm-ensemble-reconstructed.prom": TokenCounting.AT_COMPLETION,
+    "triton-vllm-backend-reconstructed.prom": TokenCounting.INCREMENTAL,
+    "lmdeploy-reconstructed.prom": TokenCounting.INCREMENTAL,
+    "nim-1.x-datadog-real.prom": TokenCounting.INCREMENTAL,
+}
+
+HISTOGRAMS: dict[str, dict[str, tuple[float, float, int]]] = {
+    # fixture → {normalized name: (count, sum in seconds, number of buckets with +Inf)} for its first model
+    "tgi-3.x.prom": {
+        "e2e_request_latency": (109, 541.2140316159999, 36),
+        "request_queue_time": (109, 295.275961956, 36),
+        "inter_token_latency": (109, 8.643160945, 36),
+    },
+    "sglang-0.4.x-docs.prom": {
+        "time_to_first_token": (11008, 2351897.9474117756, 21),
+        "inter_token_latency": (7400757, 866964.5791549598, 19),
+        "e2e_request_latency": (11228, 3116093.850019932, 16),
+    },
+    "sglang-0.5.23-reconstructed.prom": {
+        "time_to_first_token": (32, 7.199999999999999, 19),
+        "inter_token_latency": (200, 2.59, 24),
+        "e2e_request_latency": (32, 496.00000000000006, 23),
+    },
+    "triton-trtllm-backend-readme.prom": {},
+    "triton-vllm-backend-reconstructed.prom": {
+        "time_to_first_token": (6, 0.19, 17),
+        "inter_token_latency": (74, 1.11, 14),
+        "e2e_request_latency": (5, 6.4, 22),
+        "request_queue_time": (5, 0.02, 22),
+    },
+    "lmdeploy-reconstructed.prom": {
+        "time_to_first_token": (40, 8.942, 23),
+        "inter_token_latency": (8847, 185.39600000000047, 21),
+        "e2e_request_latency": (38, 215.6288, 22),
+        "request_queue_time": (38, 17.107999999999997, 22),
+    },
+    "nim-1.x-datadog-real.prom": {
+        "time_to_first_token": (5, 0.6119842529296875, 17),
+        "inter_token_latency": (169, 1.856855869293213, 14),
+        "e2e_request_latency": (5, 2.4688401222229004, 11),
+    },
+}
+
+
+def test_every_fixture_file_is_covered() -> None:
+    files = {path.name for path in SERVERS.glob("*.prom")}
+    assert files == set(KINDS)
+    assert set(EXPECTED) | {"llamacpp-real-tinymodel.prom", "llama.cpp-reconstructed.prom"} == files
+
+
+@pytest.mark.parametrize(("name", "kind"), sorted(KINDS.items()))
+def test_kind_auto_detects_the_server_of_every_fixture(name: str, kind: str) -> None:
+    assert detect(fixture_text("servers", name)).kind == kind
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_fixture_gives_the_exact_normalized_values_of_every_model(name: str) -> None:
+    sample = get_adapter(KINDS[name]).parse(fixture_text("servers", name))
+    assert normalize(sample) == {"kind": KINDS[name], "models": EXPECTED[name]}
+    assert sample.token_counting is COUNTING[name]
+
+
+@pytest.mark.parametrize("name", sorted(HISTOGRAMS))
+def test_every_fixture_gives_its_latency_histograms_in_seconds(name: str) -> None:
+    sample = get_adapter(KINDS[name]).parse(fixture_text("servers", name))
+    first = sample.models[min(sample.models)]
+    assert set(first.histograms) == set(HISTOGRAMS[name])
+    for histogram_name, (count, total, buckets) in HISTOGRAMS[name].items():
+        histogram = first.histograms[histogram_name]
+        assert (histogram.count, len(histogram.buckets)) == (count, buckets)
+        assert histogram.sum == pytest.approx(total)
+        assert_well_formed(histogram)
+
+
+def test_triton_first_response_milliseconds_become_a_first_token_histogram_in_seconds() -> None:
+    sample = get_adapter("triton").parse(fixture_text("servers", "triton-trtllm-ensemble-reconstructed.prom"))
+    ttft = sample.models["tensorrt_llm"].histograms["time_to_first_token"]
+    assert ttft.buckets == ((0.1, 20.0), (0.5, 88.0), (2.0, 96.0), (5.0, 97.0), (math.inf, 97.0))
+    assert (ttft.count, ttft.sum) == (97.0, pytest.approx(19.8735))
+    assert "time_to_first_token" not in sample.models["ensemble"].histograms
+
+
+def assert_well_formed(histogram: Histogram) -> None:
+    bounds = [bound for bound, _ in histogram.buckets]
+    counts = [count for _, count in histogram.buckets]
+    assert bounds == sorted(bounds) and bounds[-1] == math.inf
+    assert counts == sorted(counts) and counts[-1] == histogram.count
+
+
+def test_fixtures_state_where_they_come_from() -> None:
+    for path in Path(SERVERS).glob("*.prom"):
+        assert path.read_text(encoding="utf-8").startswith("# source: "), path.name

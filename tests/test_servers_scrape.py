@@ -1,0 +1,187 @@
+"""Servers polled over real HTTP on loopback: side endpoints, `kind: auto`, and the caps on what is read."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from structlog.testing import capture_logs
+
+from exporter.config import Config, ServerConfig
+from exporter.exposition.families import families
+from exporter.exposition.text import render
+from exporter.poller import Poller
+from exporter.sources.scrape import ScrapeError, ServerScraper, fetch_text
+from tests.conftest import fixture_text
+from tests.helpers import Clock
+
+MIB = 1024 * 1024
+
+
+@contextlib.asynccontextmanager
+async def loopback(routes: Mapping[str, web.StreamResponse | str | bytes]) -> AsyncIterator[str]:
+    """Serve fixed answers per path on 127.0.0.1; yield the base URL."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        answer = routes.get(request.path)
+        if answer is None:
+            return web.Response(status=404, text="not found")
+        if isinstance(answer, bytes):
+            return web.Response(body=answer, content_type="text/plain")
+        if isinstance(answer, str):
+            return web.Response(text=answer, content_type="text/plain")
+        return answer
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def scraper(session: aiohttp.ClientSession, url: str, **kw: object) -> ServerScraper:
+    max_series = int(kw.pop("max_series", 50_000))  # type: ignore[call-overload]
+    config = ServerConfig(name="s", url=url, timeout=5.0, **kw)  # type: ignore[arg-type]
+    return ServerScraper(config, session, max_body_bytes=16 * MIB, max_series=max_series)
+
+
+TGI_INFO = '{"model_id": "teknium/OpenHermes-2.5-Mistral-7B", "version": "3.3.5", "sha": "4d28897"}'
+
+
+@pytest.mark.asyncio
+async def test_tgi_is_named_and_versioned_by_its_info_endpoint(session: aiohttp.ClientSession) -> None:
+    async with loopback({"/metrics": fixture_text("servers", "tgi-3.x.prom"), "/info": TGI_INFO}) as base:
+        sample = await scraper(session, f"{base}/metrics").poll()
+    assert list(sample.models) == ["teknium/OpenHermes-2.5-Mistral-7B"]
+    assert (sample.kind, sample.version) == ("tgi", "3.3.5")
+
+
+@pytest.mark.asyncio
+async def test_the_configured_model_name_wins_over_the_info_endpoint(session: aiohttp.ClientSession) -> None:
+    async with loopback({"/metrics": fixture_text("servers", "tgi-3.x.prom"), "/info": TGI_INFO}) as base:
+        sample = await scraper(session, f"{base}/metrics", model="hermes").poll()
+    assert list(sample.models) == ["hermes"]
+
+
+@pytest.mark.asyncio
+async def test_a_missing_info_endpoint_leaves_the_model_unnamed_and_the_server_up(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with loopback({"/metrics": fixture_text("servers", "tgi-3.x.prom")}) as base:
+        sample = await scraper(session, f"{base}/metrics").poll()
+    assert list(sample.models) == [""]
+    assert sample.models[""].generation_tokens == 3423
+
+
+@pytest.mark.asyncio
+async def test_nim_takes_its_version_from_the_version_endpoint(session: aiohttp.ClientSession) -> None:
+    routes = {"/v1/metrics": fixture_text("servers", "nim-1.x-datadog-real.prom"), "/v1/version": '{"release":"1.0.0"}'}
+    async with loopback(routes) as base:
+        sample = await scraper(session, f"{base}/v1/metrics").poll()
+    assert (sample.kind, sample.version) == ("nim", "1.0.0")
+
+
+@pytest.mark.asyncio
+async def test_an_unrecognized_body_is_logged_and_marks_only_that_server_down(
+    session: aiohttp.ClientSession,
+) -> None:
+    vllm_body = fixture_text("servers", "vllm-0.33.0-reconstructed.prom")
+    routes = {"/garbage": "<html>Ollama is running</html>\n", "/vllm": vllm_body}
+    async with loopback(routes) as base:
+        config = Config(servers=(ServerConfig("bad", f"{base}/garbage"), ServerConfig("good", f"{base}/vllm")))
+        poller = Poller(config, session=session, gpu_source=None, clock=Clock(), wall=lambda: 1.7e9)
+        with capture_logs() as logs:
+            await poller.poll_servers()
+    text = render(families(poller.snapshot())).decode()
+    assert 'inference_server_up{server="bad"} 0.0' in text
+    assert 'inference_server_up{server="good"} 1.0' in text
+    down = [entry for entry in logs if entry["event"] == "server_down"]
+    assert [entry["server"] for entry in down] == ["bad"]
+    assert "no adapter recognizes this body" in down[0]["error"]
+
+
+@pytest.mark.asyncio
+async def test_server_info_carries_kind_version_and_counting_moment(session: aiohttp.ClientSession) -> None:
+    async with loopback({"/metrics": fixture_text("servers", "tgi-3.x.prom"), "/info": TGI_INFO}) as base:
+        poller = Poller(Config(servers=(ServerConfig("tgi", f"{base}/metrics"),)), session=session, gpu_source=None)
+        await poller.poll_servers()
+    text = render(families(poller.snapshot())).decode()
+    assert 'inference_server_info{server="tgi",kind="tgi",version="3.3.5",token_counting="at_completion"} 1.0' in text
+    assert 'inference_generation_tokens_total{server="tgi",model="teknium/OpenHermes-2.5-Mistral-7B"} 3423.0' in text
+
+
+def series_body(lines: int) -> str:
+    filler = "".join(f'unrelated_metric{{i="{i}"}} 1\n' for i in range(lines))
+    return filler + 'vllm:generation_tokens_total{model_name="m"} 5\n'
+
+
+@pytest.mark.asyncio
+async def test_the_series_cap_is_the_configured_one_above_and_below_the_default(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with loopback({"/metrics": series_body(60_000)}) as base:
+        sample = await scraper(session, f"{base}/metrics", max_series=70_000).poll()
+        assert sample.models["m"].generation_tokens == 5
+        with pytest.raises(ScrapeError, match=r"more than 1000 series \(max_series_per_server\)"):
+            await scraper(session, f"{base}/metrics", max_series=1000).poll()
+
+
+class Streamer:
+    """Streams ``total`` bytes of a valid-looking body in 1 MiB chunks and counts what it managed to send."""
+
+    def __init__(self, total: int, announce_length: bool) -> None:
+        self.total, self.announce_length, self.sent = total, announce_length, 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        if self.announce_length:
+            response.content_length = self.total
+        await response.prepare(request)
+        chunk = (b"# " + b"x" * 1021 + b"\n") * 1024
+        with contextlib.suppress(ConnectionError):
+            while self.sent < self.total:
+                await response.write(chunk)
+                self.sent += len(chunk)
+        return response
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("announce_length", [True, False])
+async def test_a_100_mib_body_is_refused_after_at_most_the_cap(
+    session: aiohttp.ClientSession, announce_length: bool
+) -> None:
+    streamer = Streamer(100 * MIB, announce_length)
+    app = web.Application()
+    app.router.add_get("/metrics", streamer.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
+    try:
+        with pytest.raises(ScrapeError, match="over the limit of 16777216"):
+            await fetch_text(session, url, timeout=60.0, max_bytes=16 * MIB)
+    finally:
+        await runner.cleanup()
+    assert streamer.sent < 48 * MIB  # the cap plus what socket buffers held: never the whole body
+
+
+@pytest.mark.asyncio
+async def test_a_body_that_is_not_utf8_is_a_scrape_error_with_the_byte_offset(session: aiohttp.ClientSession) -> None:
+    async with loopback({"/metrics": b"vllm:x 1\n\xff\xfe garbage"}) as base:
+        with pytest.raises(ScrapeError, match=r"is not UTF-8 \(byte 9\)"):
+            await scraper(session, f"{base}/metrics").poll()
