@@ -4,7 +4,8 @@
 # Prints the path of the built binary on stdout. The cache lives in
 # ${ITE_CACHE_DIR:-$HOME/.cache/inference-throughput-exporter}/llama.cpp-<version>/ and holds the
 # binary and the vocab-only GGUF that the tests take their tokenizer from. A second run with the same
-# version does nothing but print the path.
+# version does nothing but print the path. While a build runs, "$cache/.building" holds its PID, so
+# tests started meanwhile (CI starts the build in the background) wait for it instead of failing.
 set -euo pipefail
 
 version="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
@@ -19,8 +20,9 @@ if [[ -x "$binary" && -f "$vocab" ]]; then
 fi
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 mkdir -p "$cache"
+echo $$ > "$cache/.building"
+trap 'rm -rf "$work" "$cache/.building"' EXIT
 start=$(date +%s)
 "$python" -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==${version}" -d "$work" >&2
 tar -xzf "$work"/llama_cpp_python-"${version}".tar.gz -C "$work"
