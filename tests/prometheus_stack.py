@@ -1,0 +1,118 @@
+"""A real Prometheus on loopback for tests: start it on a scrape config, query it over its HTTP API.
+
+It runs the Debian ``prometheus`` binary with a temporary data directory, on 127.0.0.1 and a free
+port, and is stopped by PID afterwards. Waiting is on conditions with deadlines, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.helpers import free_port, http_get, stop_process, wait_for
+
+Series = dict[str, Any]
+"""One element of an instant-vector result: ``{"metric": {labels}, "value": [time, "text"]}``."""
+
+
+class QueryError(Exception):
+    """Prometheus rejected a query (bad syntax, a many-to-many match, ...)."""
+
+
+@dataclass
+class PrometheusProcess:
+    """A running Prometheus and a small client for its HTTP API."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api(self, path: str, **params: str) -> Any:
+        """GET ``/api/v1/<path>``; return its ``data``, or raise ``QueryError`` with Prometheus's error."""
+        status, body = http_get(f"{self.base}/api/v1/{path}?{urllib.parse.urlencode(params)}", timeout=30.0)
+        answer = json.loads(body)
+        if status != 200 or answer.get("status") != "success":
+            raise QueryError(f"{path} {params}: {answer.get('error', status)}")
+        return answer["data"]
+
+    def query(self, expr: str, at: float | None = None) -> list[Series]:
+        """An instant query (at ``at`` unix seconds, or now)."""
+        params = {"query": expr} if at is None else {"query": expr, "time": repr(at)}
+        data = self.api("query", **params)
+        if data["resultType"] != "vector":
+            raise QueryError(f"{expr}: a {data['resultType']}, not a vector")
+        return list(data["result"])
+
+    def label_values(self, label: str, selector: str) -> list[str]:
+        """The values of ``label`` on the series that ``selector`` selects (Grafana's ``label_values``)."""
+        return list(self.api(f"label/{label}/values", **{"match[]": selector}))
+
+    def rule_groups(self) -> list[dict[str, Any]]:
+        return list(self.api("rules")["groups"])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(self.api("alerts")["alerts"])
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def scrape_config(job: str, targets: list[str], rule_files: list[Path], interval: str = "1s") -> dict[str, Any]:
+    """A Prometheus configuration that scrapes ``targets`` as ``job`` and loads ``rule_files``."""
+    return {
+        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
+        "rule_files": [str(path) for path in rule_files],
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}],
+    }
+
+
+@contextlib.contextmanager
+def run_prometheus(
+    binary: str, config: dict[str, Any], tmp_path: Path, timeout: float = 60.0
+) -> Iterator[PrometheusProcess]:
+    """Start Prometheus on ``config`` and wait until it is ready; stop it by PID afterwards."""
+    config_path = tmp_path / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    port = free_port()
+    log_path = tmp_path / "prometheus.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    prometheus = PrometheusProcess(process, port, log_path)
+    try:
+        _wait_ready(prometheus, timeout)
+        yield prometheus
+    finally:
+        stop_process(process)
+
+
+def _wait_ready(prometheus: PrometheusProcess, timeout: float) -> None:
+    try:
+        wait_for(
+            lambda: prometheus.process.poll() is None and http_get(f"{prometheus.base}/-/ready", 2.0)[0] == 200,
+            timeout,
+            what="prometheus /-/ready",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- prometheus log ---\n{prometheus.log()[-4000:]}") from exc
