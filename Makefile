@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit e2e bench dashboards clean
+.PHONY: demo test lint typecheck unit e2e llama-server e2e-llamacpp bench dashboards clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,11 @@ demo: $(STAMP)
 	$(BIN)/inference-throughput-exporter demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests bench scripts
-	$(BIN)/ruff format --check exporter
+	$(BIN)/ruff check exporter tests bench scripts dashboards rules
+	$(BIN)/ruff format --check exporter dashboards rules
 
 typecheck: $(STAMP)
-	$(BIN)/mypy exporter
+	$(BIN)/mypy exporter dashboards rules
 
 test: lint typecheck
 	$(BIN)/pytest
@@ -31,6 +31,26 @@ unit: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/pytest -m e2e
+
+# Build llama.cpp's llama-server for the end-to-end test (once; later runs find it in the cache).
+llama-server: $(STAMP)
+	PYTHON=$(BIN)/python scripts/build-llama-server.sh
+
+# A real llama.cpp llama-server under load, end to end; prints the measured figures.
+e2e-llamacpp: llama-server
+	$(BIN)/pytest -m llamacpp -rP
+
+# Regenerate dashboards/*.json, rules/{recording,alerts}.yml and the PrometheusRule made from them
+# (tests fail when any of them is stale).
+dashboards: $(STAMP)
+	$(BIN)/python -m dashboards
+	$(BIN)/python -m rules
+	$(BIN)/python scripts/prometheusrule.py --write deploy/kubernetes/prometheusrule.yaml
+
+# Every benchmark against its baseline measured in the same run, as one table (README: Performance).
+# `$(BIN)/python -m bench.run --full` for the long spans, `--only parse,scrape` for some of them.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -16,6 +16,25 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from exporter.config_access import (
+    DEFAULT_MAX_CONNECTIONS,
+    UpstreamTls,
+    access_problems,
+    header_pairs,
+    max_connections,
+    readable_file,
+    upstream_tls,
+)
+from exporter.config_gpu import (
+    KUBERNETES_KEYS,
+    KubernetesConfig,
+    PodSelector,
+    absolute_path,
+    attribution_problems,
+    flag,
+    plain_text,
+    pod_selector,
+)
 from exporter.sources.servers import adapter_kinds
 
 GpuEnabled = Literal["auto", "true", "false"]
@@ -52,6 +71,14 @@ class GpuConfig:
 
     enabled: GpuEnabled = "auto"
     """``auto`` uses NVML if it loads; ``true`` warns loudly when it does not; ``false`` never tries."""
+    fast_interval: float = 1.0
+    """Seconds between reads of utilization, power, energy, clocks and clock events (and GPM)."""
+    slow_interval: float = 10.0
+    """Seconds between reads of processes, ECC, power limit and MIG layout, and attribution refreshes."""
+    gpm: bool = False
+    """Read GPM profiling ratios (Hopper and newer); off by default, like any profiler."""
+    xid_events: bool = True
+    """Count XID errors from an NVML event thread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +90,20 @@ class ServerConfig:
     kind: str = "auto"
     gpus: tuple[int | str, ...] = ()
     """NVML indices or UUIDs of the GPUs the server runs on."""
+    gpus_auto: bool = False
+    """``gpus: auto``: find the GPUs from the server's processes or from the kubelet."""
+    pod: PodSelector | None = None
+    """With ``gpus: auto`` and Kubernetes: the pod (and container) whose GPUs the server uses."""
     model: str | None = None
     """Overrides the model label (and names the model of servers that report none)."""
     timeout: float = 2.0
     """Seconds one poll of this server may take."""
+    bearer_token_file: str | None = None
+    """File whose content is sent as ``Authorization: Bearer ...`` (read again when it changes)."""
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """Extra request headers (name, value); values may be secrets and are never logged."""
+    tls: UpstreamTls | None = None
+    """How an ``https://`` server is verified; ``None``: the system's CAs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +115,13 @@ class Config:
     pricing: PricingConfig = field(default_factory=PricingConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
     servers: tuple[ServerConfig, ...] = ()
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     max_body_bytes: int = 16 * 1024 * 1024
     """Largest upstream ``/metrics`` body read; a larger one marks that server down."""
     max_series_per_server: int = 50_000
     """Most sample lines accepted from one server's body; more marks that server down."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Most upstream connections open at once, over all servers."""
 
 
 def parse_duration(text: str) -> float:
@@ -190,7 +230,7 @@ def _is_gpu_ref(item: Any) -> bool:
 
 def _gpu_list(value: Any) -> tuple[int | str, ...]:
     if not isinstance(value, list):
-        raise ValueError("must be a list of GPU indices or UUIDs")
+        raise ValueError("must be auto or a list of GPU indices or UUIDs")
     out: list[int | str] = []
     for item in value:
         if not _is_gpu_ref(item):
@@ -232,11 +272,37 @@ def _pricing(reader: _Reader, value: Any) -> PricingConfig:
 
 
 def _gpu(reader: _Reader, value: Any) -> GpuConfig:
-    data = reader.mapping(value, "gpu", {"enabled"})
-    return GpuConfig(enabled=reader.read(data, "gpu", "enabled", "auto", _gpu_enabled))
+    data = reader.mapping(value, "gpu", {"enabled", "fast_interval", "slow_interval", "gpm", "xid_events"})
+    d = GpuConfig()
+    return GpuConfig(
+        enabled=reader.read(data, "gpu", "enabled", "auto", _gpu_enabled),
+        fast_interval=reader.read(data, "gpu", "fast_interval", d.fast_interval, _gpu_interval),
+        slow_interval=reader.read(data, "gpu", "slow_interval", d.slow_interval, _gpu_interval),
+        gpm=reader.read(data, "gpu", "gpm", d.gpm, flag),
+        xid_events=reader.read(data, "gpu", "xid_events", d.xid_events, flag),
+    )
 
 
-_SERVER_KEYS = {"name", "url", "kind", "gpus", "model", "timeout"}
+def _gpu_interval(value: Any) -> float:
+    seconds = _duration(value)
+    if seconds < 0.1:
+        raise ValueError("must be at least 100ms")
+    return seconds
+
+
+def _kubernetes(reader: _Reader, value: Any) -> KubernetesConfig:
+    data = reader.mapping(value, "kubernetes", KUBERNETES_KEYS)
+    d = KubernetesConfig()
+    return KubernetesConfig(
+        enabled=reader.read(data, "kubernetes", "enabled", d.enabled, flag),
+        socket=reader.read(data, "kubernetes", "socket", d.socket, absolute_path),
+        refresh_interval=reader.read(data, "kubernetes", "refresh_interval", d.refresh_interval, _duration),
+        pod_namespace=reader.read(data, "kubernetes", "pod_namespace", d.pod_namespace, plain_text),
+        pod_name=reader.read(data, "kubernetes", "pod_name", d.pod_name, plain_text),
+    )
+
+
+_SERVER_KEYS = {"name", "url", "kind", "gpus", "model", "timeout", "pod", "bearer_token_file", "headers", "tls"}
 
 
 def _server(reader: _Reader, value: Any, path: str, poll_interval: float) -> ServerConfig | None:
@@ -250,9 +316,14 @@ def _server(reader: _Reader, value: Any, path: str, poll_interval: float) -> Ser
         name=name or "",
         url=url or "",
         kind=reader.read(data, path, "kind", "auto", _kind),
-        gpus=reader.read(data, path, "gpus", (), _gpu_list),
+        gpus=() if data.get("gpus") == "auto" else reader.read(data, path, "gpus", (), _gpu_list),
+        gpus_auto=data.get("gpus") == "auto",
+        pod=reader.read(data, path, "pod", None, pod_selector),
         model=reader.read(data, path, "model", None, _optional_text),
         timeout=reader.read(data, path, "timeout", 2.0, _duration),
+        bearer_token_file=reader.read(data, path, "bearer_token_file", None, readable_file),
+        headers=reader.read(data, path, "headers", (), header_pairs),
+        tls=reader.read(data, path, "tls", None, upstream_tls),
     )
     if server.timeout >= poll_interval:
         reader.fail(_join(path, "timeout"), "must be shorter than poll_interval")
@@ -285,7 +356,17 @@ def _servers(reader: _Reader, value: Any, poll_interval: float) -> tuple[ServerC
     return tuple(s for s in servers if s is not None)
 
 
-_TOP_KEYS = {"poll_interval", "rate_window", "pricing", "gpu", "servers", "max_body_bytes", "max_series_per_server"}
+_TOP_KEYS = {
+    "poll_interval",
+    "rate_window",
+    "pricing",
+    "gpu",
+    "servers",
+    "max_body_bytes",
+    "max_series_per_server",
+    "kubernetes",
+    "max_connections",
+}
 
 
 def config_from_data(data: Any, source: str = "config") -> Config:
@@ -300,7 +381,9 @@ def config_from_data(data: Any, source: str = "config") -> Config:
         pricing=_pricing(reader, top.get("pricing")),
         gpu=_gpu(reader, top.get("gpu")),
         servers=_servers(reader, top.get("servers"), poll_interval),
+        kubernetes=_kubernetes(reader, top.get("kubernetes")),
         max_body_bytes=reader.read(top, "", "max_body_bytes", defaults.max_body_bytes, _positive_int),
+        max_connections=reader.read(top, "", "max_connections", defaults.max_connections, max_connections),
         max_series_per_server=reader.read(
             top, "", "max_series_per_server", defaults.max_series_per_server, _positive_int
         ),
@@ -314,6 +397,8 @@ def config_from_data(data: Any, source: str = "config") -> Config:
 def _check_relations(reader: _Reader, config: Config) -> None:
     if config.rate_window < 2 * config.poll_interval:
         reader.fail("rate_window", "must be at least twice poll_interval, or no rate has two points")
+    for path, problem in [*attribution_problems(config), *access_problems(config)]:
+        reader.fail(path, problem)
 
 
 def load_config(path: str | Path) -> Config:

@@ -13,6 +13,7 @@ a clock. The rules, which the tests check property by property:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,6 +111,27 @@ def equal_shares(claims: Mapping[str, Sequence[str]]) -> dict[str, dict[str, flo
     return {server: {gpu: 1.0 / holders[gpu] for gpu in set(gpus)} for server, gpus in claims.items()}
 
 
+def memory_shares(claims: Mapping[str, Mapping[str, float | None]]) -> dict[str, dict[str, float]]:
+    """Split each GPU between the servers that claim it by the GPU memory their processes use.
+
+    ``claims`` is ``{server: {gpu_key: bytes used on that GPU, or None if unknown}}``. A GPU whose
+    claimants all have a known, non-zero total is split in proportion to their memory; otherwise
+    equally. Either way the weights on a GPU sum to 1, so the GPU's cost is split, never copied.
+    """
+    used: dict[str, list[float | None]] = {}
+    for gpus in claims.values():
+        for gpu, memory in gpus.items():
+            used.setdefault(gpu, []).append(memory)
+    by_memory = {gpu: all(m is not None for m in ms) and sum(m or 0.0 for m in ms) > 0 for gpu, ms in used.items()}
+    return {
+        server: {
+            gpu: (memory or 0.0) / sum(m or 0.0 for m in used[gpu]) if by_memory[gpu] else 1.0 / len(used[gpu])
+            for gpu, memory in gpus.items()
+        }
+        for server, gpus in claims.items()
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class GpuCostInput:
     """What the cost of one server's share of one GPU depends on."""
@@ -149,14 +171,61 @@ def model_shares(generation_rates: Mapping[str, float | None]) -> dict[str, floa
 
 
 @dataclass(frozen=True, slots=True)
+class LiveGeneration:
+    """A generation counter that includes tokens still in flight (llama.cpp ``/slots``), made monotonic.
+
+    The live reading is the server's own counter plus the tokens of unfinished requests. The two come
+    from two requests, so a request that finishes between them is in neither: the reading dips, and
+    comes back once the server's counter includes it. Counting only what rises above the ``peak``
+    never counts those tokens twice. A dip that the server's counter does not make up by the next
+    reading (a request cancelled on a server that does not count cancelled tokens) lowers the peak, so
+    later tokens count again.
+    """
+
+    completed: float
+    """The server's own counter at the last reading."""
+    peak: float
+    """The highest live reading since the last restart, less the dips that were never made up."""
+    shortfall: float
+    """How far the last live reading was below ``peak``."""
+    total: float
+    """What has been counted: never goes down, moves by the new tokens of each reading."""
+
+
+def advance_live(
+    state: LiveGeneration | None, completed: float, in_flight: float | None, restarted: bool | None
+) -> LiveGeneration:
+    """Take one reading of the server's counter and its tokens in flight (``None``: not read this time).
+
+    ``restarted`` as in ``observe``; with ``None``, a fall of the server's own counter means a restart,
+    and the counting goes on from the new process's live reading. A reading without the tokens in
+    flight only counts what the server's counter alone shows above the peak, and forgives nothing.
+    """
+    live = completed + (in_flight or 0.0)
+    if state is None:
+        return LiveGeneration(completed, live, 0.0, live)
+    fell = restarted if restarted is not None else completed < state.completed
+    if fell:
+        return LiveGeneration(completed, live, 0.0, state.total + live)
+    if in_flight is None:
+        gain = max(0.0, completed - state.peak)
+        return dataclasses.replace(state, peak=state.peak + gain, total=state.total + gain)
+    forgiven = max(0.0, state.shortfall - max(0.0, completed - state.completed))
+    peak = state.peak - forgiven
+    gain = max(0.0, live - peak)
+    peak += gain
+    return LiveGeneration(completed, peak, peak - live, state.total + gain)
+
+
+@dataclass(frozen=True, slots=True)
 class ModelWindows:
     """The counter windows kept for one server and model."""
 
     prompt_tokens: CounterWindow = EMPTY_WINDOW
     generation_tokens: CounterWindow = EMPTY_WINDOW
     requests_finished: CounterWindow = EMPTY_WINDOW
-    last_completed_generation: float | None = None
-    """The server's own generation counter at the last reading (without tokens in flight)."""
+    live_generation: LiveGeneration | None = None
+    """Set once the server has reported tokens in flight; from then on it drives ``generation_tokens``."""
 
 
 def observe_model(
@@ -165,22 +234,28 @@ def observe_model(
     """Add one model sample to its windows.
 
     Generation tokens still in flight (llama.cpp ``/slots``) count as generated, so a server that counts
-    at completion shows its rate live. Then only a fall of the server's own counter means a restart; a
-    request that vanishes without finishing lowers the live total and adds nothing.
+    at completion shows its rate live (see ``LiveGeneration``). A reading without them (``/slots``
+    failed once) lowers nothing and adds nothing until the live total is passed again.
     """
-    completed = sample.generation_tokens
-    generated, gen_restarted = completed, restarted
-    if completed is not None and sample.generation_tokens_in_flight is not None:
-        generated = completed + sample.generation_tokens_in_flight
-        if restarted is None:
-            last = windows.last_completed_generation
-            gen_restarted = last is not None and completed < last
+    generated, gen_restarted, live = _generation_reading(windows, sample, restarted)
     return ModelWindows(
         prompt_tokens=observe(windows.prompt_tokens, now, sample.prompt_tokens, span, restarted=restarted),
         generation_tokens=observe(windows.generation_tokens, now, generated, span, restarted=gen_restarted),
         requests_finished=observe(windows.requests_finished, now, sample.requests_finished, span, restarted=restarted),
-        last_completed_generation=completed if completed is not None else windows.last_completed_generation,
+        live_generation=live,
     )
+
+
+def _generation_reading(
+    windows: ModelWindows, sample: ModelSample, restarted: bool | None
+) -> tuple[float | None, bool | None, LiveGeneration | None]:
+    """The value to feed the generation window, its ``restarted`` flag, and the live state to keep."""
+    completed, in_flight, live = sample.generation_tokens, sample.generation_tokens_in_flight, windows.live_generation
+    if completed is None or (in_flight is None and live is None):
+        return completed, restarted, live
+    first = live is None
+    live = advance_live(live, completed, in_flight, restarted)
+    return live.total, restarted if first else False, live
 
 
 @dataclass(frozen=True, slots=True)

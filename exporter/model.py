@@ -89,12 +89,56 @@ class ServerSample:
     """Unix seconds at which the server process started, where it says so; a change means a restart."""
 
 
+CLOCK_EVENT_REASONS = (
+    "gpu_idle",
+    "applications_clocks_setting",
+    "sw_power_cap",
+    "hw_slowdown",
+    "sync_boost",
+    "sw_thermal_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake_slowdown",
+    "display_clock_setting",
+)
+"""Why a GPU's clocks are held below their maximum (NVML clock event reasons), in NVML's bit order."""
+
+
 @dataclass(frozen=True, slots=True)
 class GpuProcess:
     """A compute process on a GPU."""
 
     pid: int
+    """As NVML reports it: a PID of the host's PID namespace."""
     used_memory_bytes: float | None
+    gpu_instance: int | None = None
+    """The MIG GPU instance the process runs in, ``None`` outside MIG."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpmMetrics:
+    """Profiling ratios from NVML GPM (Hopper and newer), each 0..1 over the last fast-loop period."""
+
+    sm_activity_ratio: float | None = None
+    sm_occupancy_ratio: float | None = None
+    tensor_activity_ratio: float | None = None
+    dram_bandwidth_utilization_ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MigDeviceSample:
+    """One MIG instance of a GPU: its own entity, never a copy of its parent's values."""
+
+    uuid: str
+    """``MIG-...``."""
+    gpu_instance: int
+    compute_instance: int
+    profile: str
+    """NVML's profile name, such as ``1g.10gb``."""
+    memory_used_bytes: float | None = None
+    memory_total_bytes: float | None = None
+    sm_activity_ratio: float | None = None
+    """0..1 from GPM where the GPU has it (opt-in), else ``None``."""
+    processes: tuple[GpuProcess, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +160,22 @@ class GpuSample:
     temperature_celsius: float | None = None
     processes: tuple[GpuProcess, ...] | None = None
     """Compute processes, where read (a slow-loop value)."""
+    sm_clock_hertz: float | None = None
+    memory_clock_hertz: float | None = None
+    clock_events: frozenset[str] | None = None
+    """Active clock event (throttle) reasons, names from ``CLOCK_EVENT_REASONS``; ``None``: unknown."""
+    gpm: GpmMetrics | None = None
+    """GPM profiling ratios where enabled and supported (a fast-loop value)."""
+    power_limit_watts: float | None = None
+    """The enforced power limit (a slow-loop value)."""
+    ecc_corrected_errors: float | None = None
+    """Counter: corrected ECC errors since the driver loaded (a slow-loop value)."""
+    ecc_uncorrected_errors: float | None = None
+    """Counter: uncorrected ECC errors since the driver loaded (a slow-loop value)."""
+    mig_devices: tuple[MigDeviceSample, ...] = ()
+    """The GPU's MIG instances when it is in MIG mode (a slow-loop value)."""
+    minor_number: int | None = None
+    """The N of ``/dev/nvidiaN`` (a slow-loop value)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +209,8 @@ class GpuShare:
     uuid: str
     weight: float
     """0..1: this server's share of the GPU's cost and energy (all servers on a GPU sum to 1)."""
+    mig_uuid: str = ""
+    """The MIG instance the claim is on, else ``""``; ``weight`` is then at most the instance's share of the GPU."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +242,10 @@ class ServerView:
     """Currency units per second that the server's share of its GPUs costs."""
     power_watts: float | None = None
     """The server's share of its GPUs' average power over the rate window."""
+    attribution: str = "config"
+    """How its GPUs were found: ``config``, ``processes``, ``device_files``, ``kubelet`` or ``none``."""
+    gpu_memory_used_bytes: float | None = None
+    """GPU memory its processes use, where the GPUs were found from its processes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +258,39 @@ class GpuView:
     """Generation tokens/s attributed to this GPU (its share of each server on it)."""
     energy_joules: float | None = None
     """Energy counter, from NVML or integrated from power where NVML lacks the counter."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReload:
+    """How the last reload of the configuration went (SIGHUP or ``POST /-/reload``)."""
+
+    successful: bool
+    """False while the last attempt failed; the configuration before it keeps running."""
+    last_success_unix: float
+    """Unix seconds of the last successful load (the start-up load counts as one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class XidCount:
+    """How many XID events of one code one GPU raised since the exporter started (a counter)."""
+
+    index: int
+    uuid: str
+    xid: int
+    count: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOwner:
+    """A container that the kubelet says holds a GPU or a MIG instance."""
+
+    uuid: str
+    """The GPU's UUID (the parent's, for a MIG instance)."""
+    mig_uuid: str
+    """The MIG instance's UUID, ``""`` for a whole GPU."""
+    namespace: str
+    pod: str
+    container: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,3 +309,13 @@ class Snapshot:
     """True once every source has been polled at least once."""
     info: Mapping[str, str] = field(default_factory=dict)
     """Static facts about the exporter (version, ...)."""
+    config_reload: ConfigReload | None = None
+    """Set by the service: the state of configuration reloads."""
+    xid_errors: tuple[XidCount, ...] = ()
+    """XID events seen since the exporter started, also for GPUs lost since."""
+    gpu_owners: tuple[DeviceOwner, ...] = ()
+    """Which pod and container holds which GPU or MIG instance (from the kubelet)."""
+    kubelet: SourceStatus | None = None
+    """The kubelet pod-resources API; ``None`` when Kubernetes attribution is off."""
+    missed_polls: int = 0
+    """Counter: polls skipped since the start because the one before overran its interval."""

@@ -1,9 +1,11 @@
 """Poll every source on its interval, isolate failures, derive, and publish immutable snapshots.
 
-Each server poll runs concurrently with the others, bounded by its own timeout; NVML runs in a
-worker thread. A failing source never raises out of here: it becomes ``up 0`` with its reason, and
-the other sources carry on. After each round the poller composes a ``Snapshot`` and hands it to
-``publish`` (which renders it once for all scrapes until the next one).
+Each server poll runs concurrently with the others, bounded by its own timeout. The GPUs have two
+loops of their own (``gpu_poller``: fast values each second, slow ones every few seconds, NVML in
+worker threads), and the kubelet a third where Kubernetes attribution is on. A failing source never
+raises out of here: it becomes ``up 0`` with its reason, and the other sources carry on. After each
+round the poller composes a ``Snapshot`` (attributing GPUs to servers through ``attribution``) and
+hands it to ``publish`` (which renders it once for all scrapes until the next one).
 
 Clocks are injected: ``clock`` (monotonic seconds, for rates) and ``wall`` (unix seconds, for
 timestamps), so tests drive ``poll_servers``/``poll_gpus`` in virtual time.
@@ -20,7 +22,11 @@ import aiohttp
 import structlog
 
 from exporter import derive
+from exporter.attribution.attributor import Attributor
+from exporter.attribution.resolve import Attribution
+from exporter.attribution.resolve import shares as attributed_shares
 from exporter.config import Config, ServerConfig
+from exporter.gpu_poller import GpuPoller
 from exporter.model import (
     GpuReading,
     GpuShare,
@@ -30,12 +36,10 @@ from exporter.model import (
     Snapshot,
     SourceStatus,
 )
-from exporter.sources.gpu import GpuSource, NvmlUnavailable
+from exporter.sources.gpu import GpuSource
 from exporter.sources.scrape import ScrapeError, ServerScraper
 
 NOT_POLLED = SourceStatus(up=False, duration_seconds=0.0, last_success_unix=None, error="not polled yet")
-NVML_RETRY_SECONDS = 30.0
-NVML_TIMEOUT_SECONDS = 5.0
 
 log = structlog.get_logger("exporter.poller")
 
@@ -46,21 +50,6 @@ class _ServerState:
     status: SourceStatus = NOT_POLLED
     sample: ServerSample | None = None
     windows: dict[str, derive.ModelWindows] = field(default_factory=dict)
-    polled: bool = False
-
-
-@dataclass
-class _GpuState:
-    source: GpuSource
-    started: bool = False
-    status: SourceStatus = NOT_POLLED
-    reading: GpuReading | None = None
-    driver_version: str = ""
-    energy: dict[str, derive.CounterWindow] = field(default_factory=dict)
-    integrated: dict[str, tuple[float, float, float]] = field(default_factory=dict)
-    """uuid → (monotonic time, watts, joules) for GPUs whose NVML lacks the energy counter."""
-    next_start: float = 0.0
-    busy: bool = False
     polled: bool = False
 
 
@@ -79,8 +68,10 @@ class Poller:
     ) -> None:
         self.config = config
         self._clock, self._wall, self._publish = clock, wall, publish
+        self._session = session
         self._servers = {s.name: _ServerState(self._scraper(s, session)) for s in config.servers}
-        self._gpu = _GpuState(gpu_source) if gpu_source is not None else None
+        self._gpu = GpuPoller(gpu_source, config, clock=clock, wall=wall) if gpu_source is not None else None
+        self._attributor = Attributor(config, wall=wall)
         self.missed_polls = 0
 
     def _scraper(self, server: ServerConfig, session: aiohttp.ClientSession) -> ServerScraper:
@@ -91,10 +82,13 @@ class Poller:
     # -- loops ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Poll servers and GPUs on their intervals until cancelled."""
+        """Poll servers, GPUs (fast and slow) and the kubelet on their intervals until cancelled."""
         loops = [self._every(self.config.poll_interval, self.poll_servers)]
         if self._gpu is not None:
-            loops.append(self._every(self.config.poll_interval, self.poll_gpus))
+            loops.append(self._every(self.config.gpu.fast_interval, self.poll_gpus_fast))
+            loops.append(self._every(self.config.gpu.slow_interval, self.poll_gpus_slow))
+        if self._attributor.wants_kubelet:
+            loops.append(self._every(self.config.kubernetes.refresh_interval, self.refresh_kubelet))
         await asyncio.gather(*loops)
 
     async def _every(self, interval: float, poll: Callable[[], Awaitable[None]]) -> None:
@@ -154,74 +148,73 @@ class Poller:
     # -- GPUs ----------------------------------------------------------------------------------
 
     async def poll_gpus(self) -> None:
-        """Read every GPU once (starting NVML if needed), then publish."""
-        gpu = self._gpu
-        if gpu is None or gpu.busy:
+        """Read every GPU once, slow values and fast (starting NVML if needed), refresh attribution, publish."""
+        if self._gpu is None:
             return
-        started = self._clock()
-        try:
-            gpu.busy = True
-            reading = await self._read_gpus(gpu)
-        except NvmlUnavailable as exc:
-            self._gpu_failed(gpu, str(exc), self._clock() - started)
-        else:
-            self._gpu_succeeded(gpu, reading, self._clock(), started)
-        finally:
-            gpu.busy = False
-            gpu.polled = True
+        await self._refresh_local(await self._gpu.poll_slow())
+        await self._gpu.poll_fast()
         self._publish(self.snapshot())
 
-    async def _read_gpus(self, gpu: _GpuState) -> GpuReading:
-        if not gpu.started:
-            if self._clock() < gpu.next_start:
-                raise NvmlUnavailable(gpu.status.error or "NVML is not available")
-            gpu.next_start = self._clock() + NVML_RETRY_SECONDS
-            gpu.driver_version = await asyncio.to_thread(gpu.source.start)
-            gpu.started = True
-        task = asyncio.ensure_future(asyncio.to_thread(gpu.source.read))
+    async def poll_gpus_fast(self) -> None:
+        """The fast GPU loop: utilization, power, energy, clocks; publish."""
+        if self._gpu is not None and await self._gpu.poll_fast():
+            self._publish(self.snapshot())
+
+    async def poll_gpus_slow(self) -> None:
+        """The slow GPU loop: processes, ECC, power limit, MIG layout; then local attribution."""
+        if self._gpu is not None:
+            await self._refresh_local(await self._gpu.poll_slow())
+
+    async def _refresh_local(self, reading: GpuReading | None) -> None:
+        if reading is None or not self._attributor.wants_local:
+            return
         try:
-            return await asyncio.wait_for(asyncio.shield(task), NVML_TIMEOUT_SECONDS)
-        except TimeoutError:
-            raise NvmlUnavailable(f"NVML did not answer within {NVML_TIMEOUT_SECONDS:g}s") from None
+            await asyncio.to_thread(self._attributor.refresh_local, reading)
+        except Exception:  # attribution must never stop the GPU loop
+            log.exception("attribution_crashed")
 
-    def _gpu_failed(self, gpu: _GpuState, error: str, duration: float) -> None:
-        if gpu.status.up or not gpu.polled:
-            log.warning("nvml_down", error=error)
-        gpu.status = SourceStatus(False, duration, gpu.status.last_success_unix, error)
-        gpu.reading = None
+    async def refresh_kubelet(self) -> None:
+        """Ask the kubelet which pods hold which GPUs (in a thread; scrapes read the cached answer)."""
+        await asyncio.to_thread(self._attributor.refresh_kubelet)
+        self._publish(self.snapshot())
 
-    def _gpu_succeeded(self, gpu: _GpuState, reading: GpuReading, now: float, started: float) -> None:
-        if not gpu.status.up:
-            log.info("nvml_up", gpus=len(reading.gpus), driver_version=reading.driver_version)
-        newly_lost = {u for _, u in reading.lost} - {u for _, u in (gpu.reading.lost if gpu.reading else ())}
-        for uuid in newly_lost:
-            log.warning("gpu_lost", uuid=uuid)
-        for sample in reading.gpus:
-            energy = self._energy(gpu, sample.uuid, sample.energy_joules, sample.power_watts, now)
-            gpu.energy[sample.uuid] = derive.observe(
-                gpu.energy.get(sample.uuid, derive.EMPTY_WINDOW), now, energy, self.config.rate_window
+    # -- reload --------------------------------------------------------------------------------
+
+    def reconfigure(self, config: Config, gpu_source: GpuSource | None) -> None:
+        """Take a new configuration between runs of ``run``.
+
+        A server whose name, URL and kind are unchanged keeps its state and rate windows (its other
+        settings apply from the next poll); others start afresh, and removed ones are forgotten, so
+        their series disappear. The GPU state is kept unless ``gpu_source`` is a different source.
+        """
+        previous, self.config = self._servers, config
+        self._servers = {}
+        for server in config.servers:
+            state, scraper = previous.get(server.name), self._scraper(server, self._session)
+            if state is not None and _same_target(state.scraper.config, server):
+                state.scraper = scraper
+            else:
+                state = _ServerState(scraper)
+            self._servers[server.name] = state
+        if gpu_source is not (self._gpu.source if self._gpu is not None else None):
+            self._gpu = (
+                GpuPoller(gpu_source, config, clock=self._clock, wall=self._wall) if gpu_source is not None else None
             )
-        gpu.reading = reading
-        gpu.status = SourceStatus(True, now - started, self._wall(), None)
-
-    def _energy(
-        self, gpu: _GpuState, uuid: str, counter: float | None, watts: float | None, now: float
-    ) -> float | None:
-        """NVML's energy counter, or power integrated over time where the GPU lacks it."""
-        if counter is not None or watts is None:
-            return counter
-        last_t, last_w, joules = gpu.integrated.get(uuid, (now, watts, 0.0))
-        joules = derive.integrate_power(joules, last_w, watts, now - last_t)
-        gpu.integrated[uuid] = (now, watts, joules)
-        return joules
+        elif self._gpu is not None:
+            self._gpu.config = config
+        self._attributor.reconfigure(config)
 
     # -- snapshot ------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         """Compose the current state: attribution, rates, cost and energy, per server and GPU."""
         reading = self._gpu.reading if self._gpu is not None else None
-        shares = self._shares(reading)
-        servers = tuple(self._server_view(name, state, shares[name], reading) for name, state in self._servers.items())
+        attributions = self._attributor.attributions(reading)
+        shares = attributed_shares(attributions, reading)
+        servers = tuple(
+            self._server_view(name, state, shares[name], reading, attributions[name])
+            for name, state in self._servers.items()
+        )
         return Snapshot(
             taken_at_unix=self._wall(),
             servers=servers,
@@ -231,6 +224,10 @@ class Poller:
             driver_version=reading.driver_version if reading is not None else "",
             currency=self.config.pricing.currency,
             ready=self.ready,
+            xid_errors=self._gpu.xid_counts() if self._gpu is not None else (),
+            gpu_owners=self._attributor.owners(reading),
+            kubelet=self._attributor.kubelet_status,
+            missed_polls=self.missed_polls,
         )
 
     @property
@@ -239,20 +236,13 @@ class Poller:
         gpu_done = self._gpu is None or self._gpu.polled
         return gpu_done and all(state.polled for state in self._servers.values())
 
-    def _shares(self, reading: GpuReading | None) -> dict[str, tuple[GpuShare, ...]]:
-        known = {g.index: g.uuid for g in reading.gpus} if reading is not None else {}
-        by_uuid = {uuid: index for index, uuid in known.items()}
-        resolved = {
-            name: [_resolve(ref, known, by_uuid) for ref in state.scraper.config.gpus]
-            for name, state in self._servers.items()
-        }
-        weights = derive.equal_shares({name: [_key(i, u) for i, u in refs] for name, refs in resolved.items()})
-        return {
-            name: tuple(GpuShare(i, u, weights[name][_key(i, u)]) for i, u in refs) for name, refs in resolved.items()
-        }
-
     def _server_view(
-        self, name: str, state: _ServerState, shares: tuple[GpuShare, ...], reading: GpuReading | None
+        self,
+        name: str,
+        state: _ServerState,
+        shares: tuple[GpuShare, ...],
+        reading: GpuReading | None,
+        attribution: Attribution,
     ) -> ServerView:
         inputs = [self._cost_input(share, reading) for share in shares]
         economics = derive.ServerEconomics(
@@ -271,12 +261,13 @@ class Poller:
             rates=derive.model_rates(state.windows, economics) if up else {},
             cost_per_second=economics.cost_per_second,
             power_watts=economics.power_watts,
+            attribution=attribution.method,
+            gpu_memory_used_bytes=attribution.memory_bytes,
         )
 
     def _cost_input(self, share: GpuShare, reading: GpuReading | None) -> derive.GpuCostInput:
         name = next((g.name for g in reading.gpus if g.uuid == share.uuid), None) if reading else None
-        window = self._gpu.energy.get(share.uuid) if self._gpu is not None and reading is not None else None
-        power = derive.rate(window) if window is not None and name is not None else None
+        power = self._gpu.power(share.uuid) if self._gpu is not None and name is not None else None
         return derive.GpuCostInput(share, derive.hourly_cost(name, self.config.pricing.gpu_hourly_cost), power)
 
     def _gpu_views(self, reading: GpuReading | None, servers: tuple[ServerView, ...]) -> tuple[GpuView, ...]:
@@ -292,20 +283,15 @@ class Poller:
                     sample=sample,
                     hourly_cost=derive.hourly_cost(sample.name, prices),
                     generation_tokens_per_second=per_gpu.get(sample.uuid, None if sample.uuid in claimed else 0.0),
-                    energy_joules=_last_energy(self._gpu, sample.uuid, sample.energy_joules),
+                    energy_joules=self._gpu.last_energy(sample.uuid, sample.energy_joules),
                 )
             )
         return tuple(views)
 
 
-def _resolve(ref: int | str, known: dict[int, str], by_uuid: dict[str, int]) -> tuple[int, str]:
-    if isinstance(ref, int):
-        return ref, known.get(ref, "")
-    return by_uuid.get(ref, -1), ref
-
-
-def _key(index: int, uuid: str) -> str:
-    return uuid or f"index:{index}"
+def _same_target(old: ServerConfig, new: ServerConfig) -> bool:
+    """True when a reload points a server at the same endpoint, so its rate windows stay valid."""
+    return (old.url, old.kind) == (new.url, new.kind)
 
 
 def _restarted(previous: ServerSample | None, current: ServerSample) -> bool | None:
@@ -321,10 +307,3 @@ def _total_generation(server: ServerView) -> float | None:
     rates = [r.generation_tokens_per_second for r in server.rates.values()]
     known = [r for r in rates if r is not None]
     return sum(known) if known else None
-
-
-def _last_energy(gpu: _GpuState, uuid: str, counter: float | None) -> float | None:
-    if counter is not None:
-        return counter
-    integrated = gpu.integrated.get(uuid)
-    return integrated[2] if integrated is not None else None

@@ -1,20 +1,22 @@
-"""The HTTP endpoint: ``/metrics`` from pre-rendered bytes, a landing page, health and readiness.
+"""The HTTP endpoint: ``/metrics`` from pre-rendered bytes, the status page and its JSON, health, readiness, reload.
 
 State sits under typed ``web.AppKey``s; setup and teardown of the service run in ``cleanup_ctx``.
 """
 
 from __future__ import annotations
 
-import html
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
-from exporter import __version__
 from exporter.exposition.cache import Variant
 from exporter.exposition.text import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
+from exporter.security.guard import WebSecurity, request_limit
 from exporter.service import Service
+from exporter.status import CONTENT_SECURITY_POLICY, Links
 
 SERVICE = web.AppKey("service", Service)
 
@@ -24,22 +26,46 @@ class WebSettings:
     """What the command line says about serving."""
 
     telemetry_path: str = "/metrics"
+    enable_lifecycle: bool = False
+    """Accept ``POST /-/reload`` (``--web.enable-lifecycle``, as Prometheus)."""
+    max_requests: int = 40
+    """Requests handled at once before more get 503 at once (``--web.max-requests``; 0: no limit)."""
+    security: WebSecurity | None = None
+    """The web config (``--web.config.file``): TLS, basic auth, headers; ``None`` serves plain HTTP to all."""
 
 
 SETTINGS = web.AppKey("settings", WebSettings)
 
 
 def build_app(service: Service, settings: WebSettings) -> web.Application:
-    """The aiohttp application, with the service started and stopped by its cleanup context."""
-    app = web.Application()
+    """The aiohttp application, with the service started and stopped by its cleanup context.
+
+    Every route sits behind the request limit and the web config's guard (auth, rate limit, headers).
+    """
+    app = web.Application(middlewares=_middlewares(settings))
+    if settings.security is not None:
+        app.cleanup_ctx.append(settings.security.lifecycle)
+        app.on_response_prepare.append(settings.security.add_headers)
     app[SERVICE] = service
     app.cleanup_ctx.append(_service_lifecycle)
     app.router.add_get(settings.telemetry_path, metrics)
-    app.router.add_get("/", landing)
+    if settings.telemetry_path != "/":
+        app.router.add_get("/", status_page)
+    app.router.add_get("/api/v1/status", status_api)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
+    app.router.add_post("/-/reload", reload)
     app[SETTINGS] = settings
     return app
+
+
+def _middlewares(settings: WebSettings) -> list[Middleware]:
+    chain: list[Middleware] = []
+    if settings.max_requests > 0:
+        chain.append(request_limit(settings.max_requests, unlimited=("/-/healthy", "/-/ready")))
+    if settings.security is not None:
+        chain.append(settings.security.guard)
+    return chain
 
 
 async def _service_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -78,14 +104,40 @@ async def ready(request: web.Request) -> web.Response:
     return web.Response(status=503, text="not ready: first poll not finished\n")
 
 
-async def landing(request: web.Request) -> web.Response:
-    """A small page that links to the metrics."""
-    path = html.escape(request.app[SETTINGS].telemetry_path)
-    body = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>inference-throughput-exporter</title>"
-        "<meta name=viewport content='width=device-width,initial-scale=1'></head><body>"
-        f"<h1>inference-throughput-exporter {html.escape(__version__)}</h1>"
-        f"<p><a href='{path}'>Metrics</a> · <a href='/-/healthy'>Health</a> · <a href='/-/ready'>Ready</a></p>"
-        "</body></html>"
-    )
-    return web.Response(text=body, content_type="text/html")
+async def reload(request: web.Request) -> web.Response:
+    """Re-read the configuration: 200 when applied, 500 with every problem when it was kept."""
+    if not request.app[SETTINGS].enable_lifecycle:
+        return web.Response(status=403, text="Lifecycle API is not enabled (start with --web.enable-lifecycle).\n")
+    result = await asyncio.shield(request.app[SERVICE].reload())  # a client that hangs up never half-applies it
+    if not result.ok:
+        problems = "".join(f"  {problem}\n" for problem in result.problems)
+        return web.Response(status=500, text=f"failed to reload config, previous one kept:\n{problems}")
+    added, removed = ", ".join(result.added) or "none", ", ".join(result.removed) or "none"
+    return web.Response(text=f"reloaded; servers added: {added}; removed: {removed}\n")
+
+
+def _status_headers(content_type: str, compress: bool) -> dict[str, str]:
+    headers = {
+        "Content-Type": content_type,
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    }
+    if compress:
+        headers["Content-Encoding"] = "gzip"
+    return headers
+
+
+async def status_page(request: web.Request) -> web.Response:
+    """The live status page: rendered at most once per snapshot, then served from its bytes."""
+    links = Links(metrics=request.app[SETTINGS].telemetry_path.lstrip("/"))
+    compress = "gzip" in request.headers.get("Accept-Encoding", "")
+    body = request.app[SERVICE].status_page.html(links, compress=compress)
+    return web.Response(body=body, headers=_status_headers("text/html; charset=utf-8", compress))
+
+
+async def status_api(request: web.Request) -> web.Response:
+    """``/api/v1/status``: the status page's data as JSON (README, "Status page")."""
+    compress = "gzip" in request.headers.get("Accept-Encoding", "")
+    body = request.app[SERVICE].status_page.json(compress=compress)
+    return web.Response(body=body, headers=_status_headers("application/json; charset=utf-8", compress))

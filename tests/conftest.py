@@ -41,6 +41,11 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the llama.cpp tests last: CI builds llama-server in the background while the rest runs."""
+    items.sort(key=lambda item: item.get_closest_marker("llamacpp") is not None)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Under ITE_REQUIRE_TOOLS=1, any skipped test fails the run."""
     if not REQUIRE_TOOLS:

@@ -31,8 +31,8 @@ class DemoNode:
     runners: list[web.AppRunner]
     config: Config
 
-    def gpu_factory(self, _config: Config) -> GpuSource:
-        return GpuSource(nvml=self.nvml)
+    def gpu_factory(self, config: Config) -> GpuSource:
+        return GpuSource(nvml=self.nvml, gpm=config.gpu.gpm, xid_events=config.gpu.xid_events)
 
     async def close(self) -> None:
         for runner in self.runners:
@@ -84,7 +84,7 @@ def _config(urls: list[str]) -> Config:
         pricing=PricingConfig(
             currency="USD", gpu_hourly_cost={"default": 2.5, "NVIDIA H100 80GB HBM3": 3.0}, energy_cost_per_kwh=0.12
         ),
-        gpu=GpuConfig(enabled="true"),
+        gpu=GpuConfig(enabled="true", gpm=True),
         servers=tuple(
             ServerConfig(name=name, url=url, kind="vllm", gpus=tuple(range(i * 4, i * 4 + 4)), timeout=0.8)
             for i, (name, url) in enumerate(zip(("llama-70b", "qwen-72b"), urls, strict=True))

@@ -129,6 +129,7 @@ class SimulatedVllm:
     _ttft: _Histogram = field(default_factory=lambda: _Histogram(TTFT_BUCKETS))
     _itl: _Histogram = field(default_factory=lambda: _Histogram(ITL_BUCKETS))
     _e2e: _Histogram = field(default_factory=lambda: _Histogram(E2E_BUCKETS))
+    _queue: _Histogram = field(default_factory=lambda: _Histogram(E2E_BUCKETS))
 
     def demand(self, now: float) -> float:
         """Demand as a share of capacity, 0..1."""
@@ -161,6 +162,7 @@ class SimulatedVllm:
         self._ttft.observe(0.05 + 0.6 * load**3, finished)
         self._itl.observe(0.012 + 0.03 * load**2, finished * self.tokens_per_request)
         self._e2e.observe(self.tokens_per_request * (0.012 + 0.03 * load**2), finished)
+        self._queue.observe(0.002 + 8.0 * max(0.0, load - 0.8), finished)
 
     def _lines(self, now: float, generated: float, requests: float) -> list[str]:
         load = self.demand(now)
@@ -190,6 +192,7 @@ class SimulatedVllm:
             ("vllm:time_to_first_token_seconds", self._ttft, "Histogram of time to first token in seconds."),
             ("vllm:inter_token_latency_seconds", self._itl, "Histogram of inter-token latency in seconds."),
             ("vllm:e2e_request_latency_seconds", self._e2e, "Histogram of e2e request latency in seconds."),
+            ("vllm:request_queue_time_seconds", self._queue, "Histogram of time spent in WAITING phase for request."),
         ):
             lines += [f"# HELP {family} {help_text}", f"# TYPE {family} histogram", *histogram.lines(family, labels)]
         return lines

@@ -11,13 +11,21 @@ from collections.abc import Callable, Iterator
 
 from exporter import __version__
 from exporter.exposition import metrics as m
+from exporter.exposition.gpu_families import attribution_families, gpu_detail_families
 from exporter.exposition.text import Family, Sample
 from exporter.model import GpuView, ModelRates, ModelSample, ServerView, Snapshot
 
 
 def families(snapshot: Snapshot) -> list[Family]:
     """Every family with its samples, exporter metrics last."""
-    return [*_server_families(snapshot), *_model_families(snapshot), *_gpu_families(snapshot), *_meta(snapshot)]
+    return [
+        *_server_families(snapshot),
+        *attribution_families(snapshot),
+        *_model_families(snapshot),
+        *_gpu_families(snapshot),
+        *gpu_detail_families(snapshot),
+        *_meta(snapshot),
+    ]
 
 
 def _server_families(snapshot: Snapshot) -> Iterator[Family]:
@@ -33,6 +41,10 @@ def _server_families(snapshot: Snapshot) -> Iterator[Family]:
         ],
     )
     yield m.SERVER_GPUS, [((s.name,), float(len(s.gpus))) for s in servers]
+    yield (
+        m.SERVER_GPU_INFO,
+        [(key, 1.0) for key in dict.fromkeys((s.name, str(g.index), g.uuid) for s in up for g in s.gpus)],
+    )
     yield m.SERVER_POLL_DURATION, [((s.name,), s.status.duration_seconds) for s in servers]
     yield (
         m.SERVER_LAST_SUCCESS,
@@ -127,3 +139,8 @@ _GPU_FIELDS: tuple[tuple[m.Metric, Callable[[GpuView], float | None]], ...] = (
 def _meta(snapshot: Snapshot) -> Iterator[Family]:
     yield m.PRICING_INFO, [((snapshot.currency,), 1.0)]
     yield m.BUILD_INFO, [((__version__, platform.python_version()), 1.0)]
+    yield m.SNAPSHOT_TIMESTAMP, [((), snapshot.taken_at_unix)]
+    yield m.MISSED_POLLS, [((), float(snapshot.missed_polls))]
+    if snapshot.config_reload is not None:
+        yield m.CONFIG_RELOAD_SUCCESS, [((), 1.0 if snapshot.config_reload.successful else 0.0)]
+        yield m.CONFIG_RELOAD_TIMESTAMP, [((), snapshot.config_reload.last_success_unix)]

@@ -50,6 +50,13 @@ SERVER_INFO = _m(
 SERVER_GPUS = _m(
     "inference_server_gpus", "gauge", SERVER, "Number of GPUs attributed to the server.", "config / attribution"
 )
+SERVER_GPU_INFO = _m(
+    "inference_server_gpu_info",
+    "info",
+    ("server", "gpu", "uuid"),
+    "One series (value 1) per GPU attributed to the server, to join server and GPU series.",
+    "config / attribution",
+)
 SERVER_POLL_DURATION = _m(
     "inference_server_poll_duration_seconds",
     "gauge",
@@ -257,11 +264,153 @@ GPU_GENERATION_TPS = _m(
     f"Generated tokens per second attributed to the GPU {W}; sums to the servers' totals.",
     "derived: each server's rate split over its GPUs",
 )
+GPU_SM_CLOCK = _m("inference_gpu_sm_clock_hertz", "gauge", GPU, "Current SM clock.", "NVML clock info")
+GPU_MEMORY_CLOCK = _m("inference_gpu_memory_clock_hertz", "gauge", GPU, "Current memory clock.", "NVML clock info")
+GPU_CLOCK_EVENT = _m(
+    "inference_gpu_clock_event_active",
+    "gauge",
+    (*GPU, "reason"),
+    "1 while NVML reports this reason for holding the clocks below maximum (throttling), else 0.",
+    "NVML clock event reasons",
+)
+GPU_POWER_LIMIT = _m(
+    "inference_gpu_power_limit_watts", "gauge", GPU, "Power limit the driver enforces.", "NVML enforced power limit"
+)
+GPU_ECC_ERRORS = _m(
+    "inference_gpu_ecc_errors_total",
+    "counter",
+    (*GPU, "type"),
+    "ECC memory errors since the driver loaded, by type (corrected, uncorrected).",
+    "NVML volatile ECC counters",
+)
+GPU_XID_ERRORS = _m(
+    "inference_gpu_xid_errors_total",
+    "counter",
+    (*GPU, "xid"),
+    "XID errors since the exporter started, by XID code; kept for GPUs lost since.",
+    "NVML XID events",
+)
+GPU_SM_ACTIVITY = _m(
+    "inference_gpu_sm_activity_ratio",
+    "gauge",
+    GPU,
+    "Share of time the SMs were busy over the last fast-loop period, 0..1 (gpu.gpm: true).",
+    "NVML GPM",
+)
+GPU_SM_OCCUPANCY = _m(
+    "inference_gpu_sm_occupancy_ratio",
+    "gauge",
+    GPU,
+    "Resident warps over the SMs' maximum over the last fast-loop period, 0..1 (gpu.gpm: true).",
+    "NVML GPM",
+)
+GPU_TENSOR_ACTIVITY = _m(
+    "inference_gpu_tensor_activity_ratio",
+    "gauge",
+    GPU,
+    "Share of time tensor cores were busy over the last fast-loop period, 0..1 (gpu.gpm: true).",
+    "NVML GPM",
+)
+GPU_DRAM_BANDWIDTH = _m(
+    "inference_gpu_dram_bandwidth_utilization_ratio",
+    "gauge",
+    GPU,
+    "Memory bandwidth used over its peak over the last fast-loop period, 0..1 (gpu.gpm: true).",
+    "NVML GPM",
+)
+
+# MIG instances
+MIG = (*GPU, "mig_uuid")
+MIG_INFO = _m(
+    "inference_mig_device_info",
+    "info",
+    (*MIG, "gpu_instance", "compute_instance", "profile"),
+    "One series per MIG instance of a GPU in MIG mode, with its instance ids and profile.",
+    "NVML MIG",
+)
+MIG_MEMORY_USED = _m(
+    "inference_mig_device_memory_used_bytes", "gauge", MIG, "Memory in use in the MIG instance.", "NVML MIG"
+)
+MIG_MEMORY_TOTAL = _m(
+    "inference_mig_device_memory_total_bytes", "gauge", MIG, "Memory of the MIG instance.", "NVML MIG"
+)
+MIG_SM_ACTIVITY = _m(
+    "inference_mig_device_sm_activity_ratio",
+    "gauge",
+    MIG,
+    "Share of time the instance's SMs were busy over the last fast-loop period, 0..1 (gpu.gpm: true).",
+    "NVML GPM",
+)
+
+# Attribution
+SERVER_ATTRIBUTION = _m(
+    "inference_server_attribution_info",
+    "info",
+    ("server", "method"),
+    "How the server's GPUs were found: config, processes, device_files, kubelet or none.",
+    "attribution",
+)
+SERVER_GPU_SHARE = _m(
+    "inference_server_gpu_share_ratio",
+    "gauge",
+    ("server", *GPU),
+    "The server's share of the GPU's cost and energy, 0..1; the shares of a GPU sum to 1.",
+    "attribution: split by the GPU memory of each server's processes, else equally",
+)
+SERVER_GPU_MEMORY = _m(
+    "inference_server_gpu_memory_used_bytes",
+    "gauge",
+    SERVER,
+    "GPU memory used by the server's processes, where its GPUs were found from them.",
+    "NVML compute processes",
+)
+GPU_POD_INFO = _m(
+    "inference_gpu_pod_info",
+    "info",
+    (*GPU, "mig_uuid", "namespace", "pod", "container"),
+    "The pod and container that hold the GPU (or its MIG instance), one series per holder.",
+    "kubelet pod-resources API",
+)
+KUBELET_UP = _m(
+    "inference_kubelet_pod_resources_up",
+    "gauge",
+    (),
+    "1 if the last call to the kubelet's pod-resources API succeeded, else 0 (its last answer is kept).",
+    "exporter",
+)
 
 # The exporter itself
 PRICING_INFO = _m("inference_pricing_info", "info", ("currency",), "The currency of every cost metric.", "config")
 BUILD_INFO = _m(
     "inference_exporter_build_info", "info", ("version", "python_version"), "The exporter's version.", "exporter"
+)
+MISSED_POLLS = _m(
+    "inference_exporter_missed_polls_total",
+    "counter",
+    (),
+    "Polls skipped because the one before overran its interval (any loop: servers, GPUs, kubelet).",
+    "exporter",
+)
+SNAPSHOT_TIMESTAMP = _m(
+    "inference_exporter_snapshot_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time at which the served values were composed (after each poll); stops moving if polling stalls.",
+    "exporter",
+)
+CONFIG_RELOAD_SUCCESS = _m(
+    "inference_config_last_reload_successful",
+    "gauge",
+    (),
+    "1 if the last configuration load (start-up, SIGHUP or POST /-/reload) succeeded, 0 if it failed.",
+    "exporter",
+)
+CONFIG_RELOAD_TIMESTAMP = _m(
+    "inference_config_last_reload_success_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time of the last successful configuration load.",
+    "exporter",
 )
 
 ALL: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric)) + tuple(

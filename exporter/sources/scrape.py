@@ -1,43 +1,58 @@
 """Fetch one inference server's ``/metrics`` over HTTP and parse it with its adapter.
 
 Every failure becomes a ``ScrapeError`` with a one-line reason (refused, timed out, HTTP status,
-body too large, not UTF-8, unrecognized, malformed), which the poller turns into ``up 0``.
+body too large, not UTF-8, unrecognized, malformed), which the poller turns into ``up 0``. Requests
+carry the server's access settings (``exporter.sources.access``); no message shows a secret.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
 
 from exporter.config import ServerConfig
 from exporter.model import ServerSample
+from exporter.sources.access import AccessError, UpstreamAccess, redact_url
 from exporter.sources.servers import Adapter, ParseError, detect, get_adapter
-from exporter.sources.servers._text import count_series
+from exporter.sources.servers._text import exceeds_series, series_limit
 
 
 class ScrapeError(Exception):
     """One poll of a server failed; the message says why in one line."""
 
 
-async def fetch_text(session: aiohttp.ClientSession, url: str, *, timeout: float, max_bytes: int) -> str:
-    """GET ``url`` and return its body as text, within ``timeout`` seconds and ``max_bytes`` bytes."""
+async def fetch_text(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    options: Mapping[str, Any] | None = None,
+) -> str:
+    """GET ``url`` and return its body as text, within ``timeout`` seconds and ``max_bytes`` bytes.
+
+    ``options`` (headers, ``ssl``, ``server_hostname``) go to ``session.get``.
+    """
+    shown = redact_url(url)
     try:
         async with asyncio.timeout(timeout):
-            async with session.get(url, allow_redirects=False) as response:
+            async with session.get(url, allow_redirects=False, **(options or {})) as response:
                 if response.status != 200:
-                    raise ScrapeError(f"HTTP {response.status} from {url}")
+                    raise ScrapeError(f"HTTP {response.status} from {shown}")
                 body = await _read_capped(response, max_bytes)
     except TimeoutError:
-        raise ScrapeError(f"no complete answer from {url} within {timeout:g}s") from None
+        raise ScrapeError(f"no complete answer from {shown} within {timeout:g}s") from None
     except aiohttp.ClientError as exc:
-        raise ScrapeError(f"cannot fetch {url}: {_reason(exc)}") from None
+        raise ScrapeError(f"cannot fetch {shown}: {_reason(exc)}") from None
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ScrapeError(f"body from {url} is not UTF-8 (byte {exc.start})") from None
+        raise ScrapeError(f"body from {shown} is not UTF-8 (byte {exc.start})") from None
 
 
 async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
@@ -70,25 +85,32 @@ class ServerScraper:
         self._max_series = max_series
         self.adapter: Adapter | None = None if config.kind == "auto" else get_adapter(config.kind)
         """The configured adapter; with ``kind: auto`` each body is detected afresh (a cheap test)."""
+        self._access = UpstreamAccess(config)
 
     async def poll(self) -> ServerSample:
         """One poll; raises ``ScrapeError``."""
         text = await self._fetch(self.config.url)
         adapter = self._adapter_for(text)
         try:
-            sample = adapter.parse(text)
+            with series_limit(self._max_series):
+                sample = adapter.parse(text)
         except ParseError as exc:
             raise ScrapeError(f"{adapter.kind} adapter: {exc}") from None
         sample = await self._enrich(adapter, sample)
         return self._rename(sample)
 
     async def _fetch(self, url: str) -> str:
-        return await fetch_text(self._session, url, timeout=self.config.timeout, max_bytes=self._max_body_bytes)
+        try:
+            options = self._access.options()
+        except AccessError as exc:
+            raise ScrapeError(str(exc)) from None
+        return await fetch_text(
+            self._session, url, timeout=self.config.timeout, max_bytes=self._max_body_bytes, options=options
+        )
 
     def _adapter_for(self, text: str) -> Adapter:
-        count = count_series(text)
-        if count > self._max_series:
-            raise ScrapeError(f"body has {count} series, more than max_series_per_server ({self._max_series})")
+        if exceeds_series(text, self._max_series):
+            raise ScrapeError(f"body has more than {self._max_series} series (max_series_per_server)")
         if self.adapter is not None:
             return self.adapter
         try:
