@@ -276,7 +276,10 @@ async def _demo(seed: int, listen: ListenAddress, settings: WebSettings, notifie
     if listen.host is None and listen.port == DEFAULT_PORT:
         listen = ListenAddress("127.0.0.1", DEFAULT_PORT)
     service = Service(node.config, gpu_factory=node.gpu_factory, notifier=notifier)
-    banner = f"Demo running: open http://127.0.0.1:{{port}}{settings.telemetry_path} (Ctrl-C to stop)"
+    banner = (
+        "Demo running: open http://127.0.0.1:{port}/ for the status page, "
+        f"http://127.0.0.1:{{port}}{settings.telemetry_path} for the metrics (Ctrl-C to stop)"
+    )
     try:
         return await serve(service, listen, settings, banner)
     finally:

@@ -6,13 +6,11 @@ too, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -35,23 +33,22 @@ from exporter.config_gpu import (
     plain_text,
     pod_selector,
 )
+from exporter.config_read import ConfigError as ConfigError
+from exporter.config_read import Reader as _Reader
+from exporter.config_read import currency as _currency
+from exporter.config_read import duration as _duration
+from exporter.config_read import join as _join
+from exporter.config_read import non_negative as _non_negative
+from exporter.config_read import parse_duration as parse_duration
+from exporter.config_read import positive_int as _positive_int
+from exporter.config_read import text as _text
+from exporter.config_read import url as _url
 from exporter.sources.servers import adapter_kinds
 
 GpuEnabled = Literal["auto", "true", "false"]
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
 _GPU_UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z-]+$")
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; ``problems`` lists every reason, each with its path."""
-
-    def __init__(self, problems: list[str], source: str = "config") -> None:
-        self.problems = problems
-        self.source = source
-        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,84 +121,6 @@ class Config:
     """Most upstream connections open at once, over all servers."""
 
 
-def parse_duration(text: str) -> float:
-    """Parse ``500ms``, ``5s``, ``1m``, ``1h`` or ``1m30s`` into seconds; raise ``ValueError`` otherwise."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError("must be a duration such as 500ms, 5s or 1m")
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
-
-
-class _Reader:
-    """Walks untrusted YAML data, collecting problems with their paths instead of stopping at the first."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def fail(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
-
-    def mapping(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.fail(path, "must be a mapping")
-            return {}
-        for key in value:
-            if key not in allowed:
-                self.fail(_join(path, str(key)), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
-        return value
-
-    def read(self, data: dict[str, Any], path: str, key: str, default: Any, convert: Callable[[Any], Any]) -> Any:
-        if key not in data:
-            return default
-        try:
-            return convert(data[key])
-        except (TypeError, ValueError) as exc:
-            self.fail(_join(path, key), str(exc))
-            return default
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _duration(value: Any) -> float:
-    if not isinstance(value, str):
-        raise ValueError("must be a duration such as 500ms, 5s or 1m")
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError("must be longer than zero")
-    return seconds
-
-
-def _non_negative(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("must be a number")
-    if value < 0:
-        raise ValueError("must not be negative")
-    return float(value)
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError("must be a whole number above zero")
-    return value
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be a non-empty string")
-    return value
-
-
-def _url(value: Any) -> str:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL")
-    return str(value)
-
-
 def _kind(value: Any) -> str:
     kinds = ("auto", *adapter_kinds())
     if value not in kinds:
@@ -214,12 +133,6 @@ def _gpu_enabled(value: Any) -> GpuEnabled:
     if text not in ("auto", "true", "false"):
         raise ValueError("must be auto, true or false")
     return text  # type: ignore[return-value]
-
-
-def _currency(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{3}", value):
-        raise ValueError("must be a three-letter currency code such as USD")
-    return value
 
 
 def _is_gpu_ref(item: Any) -> bool:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from exporter.demo.simulator import SimulatedVllm, simulated_app
 from exporter.exposition import metrics
+from tests.fault_helpers import SilentServer, body_app
 from tests.helpers import (
     EXPORTER,
     ExporterProcess,
@@ -168,41 +167,6 @@ def test_a_port_already_in_use_exits_1_with_a_clear_error(tmp_path: Path) -> Non
     assert "cannot_listen" in result.stderr and "Traceback" not in result.stderr
 
 
-class Hanging:
-    """A TCP server that accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
-
-
-def garbage_app() -> web.Application:
-    async def handler(_request: web.Request) -> web.Response:
-        return web.Response(body=bytes(range(256)) * 64, content_type="application/octet-stream")
-
-    app = web.Application()
-    app.router.add_get("/metrics", handler)
-    return app
-
-
 def scrape_latencies(exporter: ExporterProcess, count: int) -> list[float]:
     latencies = []
     for _ in range(count):
@@ -217,10 +181,10 @@ def test_broken_upstreams_show_up_0_within_their_timeout_and_harm_nothing_else(
     tmp_path: Path, steady_server: tuple[SimulatedVllm, str]
 ) -> None:
     _, good_url = steady_server
-    hanging = Hanging()
+    hanging = SilentServer()
     refused_port = free_port()
     with background_loop() as loop:
-        garbage_url = loop.serve(garbage_app()) + "/metrics"
+        garbage_url = loop.serve(body_app(bytes(range(256)) * 64, "application/octet-stream")) + "/metrics"
         config = write_config(
             tmp_path,
             f"""

@@ -8,6 +8,7 @@ carry the server's access settings (``exporter.sources.access``); no message sho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -46,7 +47,7 @@ async def fetch_text(
                     raise ScrapeError(f"HTTP {response.status} from {shown}")
                 body = await _read_capped(response, max_bytes)
     except TimeoutError:
-        raise ScrapeError(f"no complete answer from {shown} within {timeout:g}s") from None
+        raise ScrapeError(f"no complete answer from {shown} within {timeout:.2g}s") from None
     except aiohttp.ClientError as exc:
         raise ScrapeError(f"cannot fetch {shown}: {_reason(exc)}") from None
     try:
@@ -88,25 +89,27 @@ class ServerScraper:
         self._access = UpstreamAccess(config)
 
     async def poll(self) -> ServerSample:
-        """One poll; raises ``ScrapeError``."""
-        text = await self._fetch(self.config.url)
+        """One poll, ``/metrics`` and the adapter's side endpoints all within ``timeout``; raises ``ScrapeError``."""
+        deadline = asyncio.get_running_loop().time() + self.config.timeout
+        text = await self._fetch(self.config.url, deadline)
         adapter = self._adapter_for(text)
         try:
             with series_limit(self._max_series):
                 sample = adapter.parse(text)
         except ParseError as exc:
             raise ScrapeError(f"{adapter.kind} adapter: {exc}") from None
-        sample = await self._enrich(adapter, sample)
+        sample = await self._enrich(adapter, sample, deadline)
         return self._rename(sample)
 
-    async def _fetch(self, url: str) -> str:
+    async def _fetch(self, url: str, deadline: float) -> str:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise ScrapeError(f"no time left for {redact_url(url)} within the {self.config.timeout:g}s timeout")
         try:
             options = self._access.options()
         except AccessError as exc:
             raise ScrapeError(str(exc)) from None
-        return await fetch_text(
-            self._session, url, timeout=self.config.timeout, max_bytes=self._max_body_bytes, options=options
-        )
+        return await fetch_text(self._session, url, timeout=remaining, max_bytes=self._max_body_bytes, options=options)
 
     def _adapter_for(self, text: str) -> Adapter:
         if exceeds_series(text, self._max_series):
@@ -118,14 +121,22 @@ class ServerScraper:
         except ParseError as exc:
             raise ScrapeError(str(exc)) from None
 
-    async def _enrich(self, adapter: Adapter, sample: ServerSample) -> ServerSample:
-        for extra in adapter.extras:
-            try:
-                body = await self._fetch(urljoin(self.config.url, extra.path))
-                sample = extra.merge(sample, body)
-            except (ScrapeError, ParseError):
+    async def _enrich(self, adapter: Adapter, sample: ServerSample, deadline: float) -> ServerSample:
+        """Fetch the side endpoints concurrently in the time left, and fold in those that answered."""
+        urls = [urljoin(self.config.url, extra.path) for extra in adapter.extras]
+        bodies = await asyncio.gather(*(self._fetch_optional(url, deadline) for url in urls))
+        for extra, body in zip(adapter.extras, bodies, strict=True):
+            if body is None:
                 continue
+            with contextlib.suppress(ParseError):
+                sample = extra.merge(sample, body)
         return sample
+
+    async def _fetch_optional(self, url: str, deadline: float) -> str | None:
+        try:
+            return await self._fetch(url, deadline)
+        except ScrapeError:
+            return None
 
     def _rename(self, sample: ServerSample) -> ServerSample:
         override = self.config.model
