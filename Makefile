@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/inference-throughput-exporter demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests bench scripts dashboards rules
+	$(BIN)/ruff check exporter tests bench scripts dashboards rules fuzz
 	$(BIN)/ruff format --check exporter dashboards rules
 
 typecheck: $(STAMP)
