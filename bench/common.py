@@ -6,14 +6,13 @@ import contextlib
 import math
 import os
 import platform
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.helpers import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -87,6 +86,11 @@ def rss_bytes(pid: int) -> int:
     raise ValueError(f"no VmRSS for pid {pid}")
 
 
+def open_fds(pid: int) -> int:
+    """How many file descriptors a process has open, from ``/proc/PID/fd``."""
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
 def machine() -> str:
     """One line about where the figures were measured."""
     model = "unknown CPU"
@@ -137,19 +141,6 @@ def spawn(
     return process
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    """SIGTERM, then SIGKILL if it does not exit in time."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-    if process.stdout is not None:
-        process.stdout.close()
-
-
 @contextlib.contextmanager
 def running(
     args: Sequence[str], *, cpu: int | None = None, log: Path | None = None, capture: bool = False
@@ -159,29 +150,7 @@ def running(
     try:
         yield process
     finally:
-        stop(process)
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
-    """Poll ``condition`` until it is truthy; raise ``TimeoutError`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except Exception as exc:  # the thing waited on may not be up yet
-            last = exc
-        else:
-            if value:
-                return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what} ({last!r})")
-
-
-def http_get(url: str, timeout: float = 5.0) -> str:
-    """GET a URL and return its body as text; raise on any status but 200."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return str(response.read().decode("utf-8"))
+        stop_process(process)
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

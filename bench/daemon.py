@@ -1,34 +1,35 @@
 """The exporter as users run it: its command line in a process of its own, against simulated servers.
 
-``Daemon`` writes a configuration for the given server URLs, starts
-``python -m exporter --config.file ... --gpu.simulate h100x8`` on a loopback port (optionally pinned
-to one CPU), waits until it is ready, and reads its metrics. ``Upstreams`` runs ``bench.upstream`` in
-a process of its own and hands out its URLs.
+``write_config`` writes a configuration for the given server URLs. ``Daemon`` starts
+``python -m exporter --config.file ... --gpu.simulate h100x8`` on a free loopback port (optionally
+pinned to one CPU), waits until it is ready, and reads its metrics. With ``secure`` it serves behind
+an exporter-toolkit web config (TLS with a throwaway CA from ``tests.certs``, one basic auth user at
+bcrypt cost 10) and hands out the client's TLS context and credentials. ``Upstreams`` runs
+``bench.upstream`` in a process of its own and hands out its URLs.
 """
 
 from __future__ import annotations
 
 import json
-import socket
+import ssl
 import subprocess
 import tempfile
 import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from bench.common import http_get, running, sample, spawn, stop, wait_until
+import aiohttp
+import bcrypt
+
+from bench.common import running, spawn
+from tests.certs import CertificateAuthority
+from tests.helpers import free_port, stop_process, wait_for
 
 PROMETHEUS_HEADERS = {
     "Accept": "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
     "Accept-Encoding": "gzip",
 }
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+USER, PASSWORD = "prometheus", "bench-password"
 
 
 def write_config(
@@ -52,42 +53,61 @@ def write_config(
 
 
 class Daemon:
-    """One exporter process; use as a context manager."""
+    """One exporter process; use as a context manager.
 
-    def __init__(self, config: Path, *, cpu: int | None = None, log: Path | None = None, ready_timeout: float = 120):
+    ``secure``: a folder for a web config, certificates and keys; the exporter then serves over TLS
+    with basic auth, and ``context`` and ``headers`` are what a client needs.
+    """
+
+    def __init__(
+        self,
+        config: Path,
+        *,
+        cpu: int | None = None,
+        log: Path | None = None,
+        secure: Path | None = None,
+        ready_timeout: float = 120.0,
+    ) -> None:
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._args = [
-            "exporter",
-            "--config.file",
-            str(config),
-            "--gpu.simulate",
-            "h100x8",
-            "--web.listen-address",
-            f"127.0.0.1:{self.port}",
-            "--log.level",
-            "warn",
-            "--log.format",
-            "json",
-        ]
+        self.context: ssl.SSLContext | None = None
+        self.headers: dict[str, str] = {}
+        """The ``Authorization`` header when secure."""
+        self._args = ["exporter", "--config.file", str(config), "--gpu.simulate", "h100x8"]
+        self._args += ["--web.listen-address", f"127.0.0.1:{self.port}", "--log.level", "warn", "--log.format", "json"]
+        if secure is not None:
+            self._args += ["--web.config.file", str(self._secure(secure))]
+        self.base = f"{'https' if secure is not None else 'http'}://127.0.0.1:{self.port}"
         self._cpu, self._log, self._ready_timeout = cpu, log, ready_timeout
         self.process: subprocess.Popen[bytes] | None = None
 
+    def _secure(self, directory: Path) -> Path:
+        ca = CertificateAuthority("bench CA")
+        ca.server("localhost").write(directory, "server")
+        self.context = ssl.create_default_context(cafile=str(ca.write(directory)))
+        self.headers = {"Authorization": aiohttp.BasicAuth(USER, PASSWORD).encode()}
+        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+        web = directory / "web.yml"
+        tls = "tls_server_config: {cert_file: server.crt, key_file: server.key}\n"
+        web.write_text(tls + f"basic_auth_users: {{{USER}: '{hashed}'}}\n", encoding="utf-8")
+        return web
+
     def __enter__(self) -> Daemon:
         self.process = spawn(self._args, cpu=self._cpu, log=self._log)
-        wait_until(self._ready, self._ready_timeout, "the exporter to be ready")
+        wait_for(self._ready, self._ready_timeout, what="the exporter to be ready")
         return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.process is not None:
-            stop(self.process)
+            stop_process(self.process)
 
     def _ready(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
-            raise RuntimeError(f"the exporter exited with code {self.process.returncode}")
+            raise RuntimeError(f"the exporter exited with code {self.process.returncode} (log: {self._log})")
         try:
-            http_get(self.base + "/-/ready", timeout=2)
+            self.get("/-/ready", timeout=2)
         except OSError:
             return False
         return True
@@ -97,19 +117,25 @@ class Daemon:
         assert self.process is not None
         return self.process.pid
 
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def get(self, path: str, timeout: float = 10.0) -> str:
+        """GET a path with the credentials; raise on anything but 200."""
+        request = urllib.request.Request(self.base + path, headers=self.headers)
+        with urllib.request.urlopen(request, timeout=timeout, context=self.context) as response:
+            return str(response.read().decode("utf-8"))
+
     def metrics(self) -> str:
         """The metrics as plain text."""
-        return http_get(self.base + "/metrics", timeout=10)
+        return self.get("/metrics")
 
     def scrape_like_prometheus(self) -> int:
         """One scrape with Prometheus's headers (OpenMetrics, gzip); return the body's size."""
-        request = urllib.request.Request(self.base + "/metrics", headers=PROMETHEUS_HEADERS)
-        with urllib.request.urlopen(request, timeout=10) as response:
+        request = urllib.request.Request(self.base + "/metrics", headers={**PROMETHEUS_HEADERS, **self.headers})
+        with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
             return len(response.read())
-
-    def value(self, name: str, **labels: str) -> float | None:
-        """One sample of the current metrics."""
-        return sample(self.metrics(), name, **labels)
 
 
 class Upstreams:

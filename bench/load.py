@@ -25,8 +25,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import Row, machine, ms, percentile, table
-from bench.daemon import PROMETHEUS_HEADERS, Upstreams, scratch, write_config
-from bench.endpoint import Exporter
+from bench.daemon import PROMETHEUS_HEADERS, Daemon, Upstreams, scratch, write_config
 
 SCRAPERS, SECONDS = 200, 30.0
 
@@ -79,7 +78,7 @@ def scenario(name: str, scrapers: int, seconds: float, *, secure: bool) -> list[
         directory = Path(tmp)
         config = directory / "config.yml"
         write_config(config, upstreams.urls, poll_interval="1s")
-        with Exporter(config, directory, secure=secure) as exporter:
+        with Daemon(config, log=directory / "exporter.log", secure=directory if secure else None) as exporter:
             url = exporter.base + "/metrics"
             outcome = asyncio.run(hammer(url, scrapers, seconds, context=exporter.context, headers=exporter.headers))
             alive = exporter.alive

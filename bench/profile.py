@@ -18,7 +18,7 @@ import dataclasses
 
 import aiohttp
 
-from bench.snapshots import WALL_OFFSET, VirtualClock, node_config
+from bench.snapshots import WALL_OFFSET, node_config
 from bench.upstream import Upstream
 from exporter import logging as exporter_logging
 from exporter.exposition.cache import Variant
@@ -26,6 +26,7 @@ from exporter.fakes.nvml import h100_node
 from exporter.poller import Poller
 from exporter.service import Service
 from exporter.sources.gpu import GpuSource
+from tests.helpers import Clock
 
 PROMETHEUS = Variant(openmetrics=True, gzip=True)
 
@@ -34,7 +35,7 @@ async def profile(servers: int, rounds: int) -> object:
     """Poll and publish ``rounds`` times under the profiler; return the profiler."""
     from pyinstrument import Profiler
 
-    clock = VirtualClock()
+    clock = Clock()
     upstream = Upstream(servers, clock=clock, engines=1)
     urls = await upstream.start()
     config = node_config(urls, 8)

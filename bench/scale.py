@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import Row, cpus, http_get, spawn, stop
+from bench.common import Row, cpus, spawn
 from bench.daemon import Daemon, Upstreams, scratch, write_config
+from tests.helpers import stop_process
 
 TARGET = 500
 START, CEILING = 250, 2000
@@ -56,9 +57,9 @@ def exporter_trial(urls: list[str], seconds: float, cpu: int, tmp: Path) -> Tria
         file.write(f"max_connections: {max(100, len(urls))}\n")  # one per server, as a large fleet sets it
     with Daemon(config, cpu=cpu, log=tmp / "exporter.log", ready_timeout=120) as daemon:
         time.sleep(4.0)  # warm-up: connections opened; pacing, the counter below is what is checked
-        before = _missed(http_get(daemon.base + "/metrics", timeout=30))
+        before = _missed(daemon.get("/metrics", timeout=30))
         time.sleep(seconds)
-        text = http_get(daemon.base + "/metrics", timeout=30)
+        text = daemon.get("/metrics", timeout=30)
     missed, up = _missed(text) - before, _up(text)
     return Trial(len(urls), missed == 0 and up == len(urls), f"{missed:g} missed, {up}/{len(urls)} up")
 
@@ -69,7 +70,7 @@ def baseline_trial(urls: list[str], seconds: float, cpu: int) -> Trial:
     try:
         out, _ = process.communicate(timeout=seconds + 120)
     finally:
-        stop(process)
+        stop_process(process)
     counts = json.loads(out)
     passed = counts["missed"] == 0 and counts["failed"] == 0
     return Trial(len(urls), passed, f"{counts['missed']} missed, {counts['failed']} failed fetches")

@@ -15,21 +15,9 @@ from exporter.fakes.nvml import h100_node
 from exporter.model import Snapshot
 from exporter.poller import Poller
 from exporter.sources.gpu import GpuSource
+from tests.helpers import Clock
 
 WALL_OFFSET = 1_700_000_000.0
-
-
-class VirtualClock:
-    """Monotonic seconds that move only when told to."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def gpus_of(server: int, servers: int, gpus: int) -> tuple[int, ...]:
@@ -59,7 +47,7 @@ def node_config(urls: list[str], gpus: int, *, poll_interval: float = 5.0, rate_
 
 async def build_snapshot(servers: int, gpus: int = 8) -> Snapshot:
     """A snapshot of ``servers`` simulated vLLM servers on a fake node of ``gpus`` H100s."""
-    clock = VirtualClock()
+    clock = Clock()
     upstream = Upstream(servers, rate=2000.0, clock=clock)
     urls = await upstream.start()
     nvml = h100_node(clock, count=gpus, load=lambda _t: 0.6)

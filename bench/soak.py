@@ -29,9 +29,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bench.common import Row, cpu_seconds, machine, rss_bytes, sample, table
-from bench.daemon import PROMETHEUS_HEADERS, scratch, write_config
-from bench.endpoint import Exporter, open_fds
+from bench.common import Row, cpu_seconds, machine, open_fds, rss_bytes, sample, table
+from bench.daemon import PROMETHEUS_HEADERS, Daemon, scratch, write_config
 from bench.upstream import CONTENT_TYPE, Rate, SimulatedServer, vllm_template
 
 SECONDS, POLL, WARM_UP, SERVERS = 600.0, 0.1, 60.0, 8
@@ -125,7 +124,7 @@ def _read(pid: int, start: float) -> Reading:
     return Reading(time.monotonic() - start, rss_bytes(pid), open_fds(pid), cpu_seconds(pid))
 
 
-def _scrape(exporter: Exporter, soak: Soak) -> None:
+def _scrape(exporter: Daemon, soak: Soak) -> None:
     soak.scrapes += 1
     request = urllib.request.Request(exporter.base + "/metrics", headers={"Accept": PROMETHEUS_HEADERS["Accept"]})
     try:
@@ -147,7 +146,7 @@ def soak(seconds: float, warm_up: float) -> Soak:
         with scratch() as tmp:
             config = Path(tmp) / "config.yml"
             write_config(config, urls, poll_interval=f"{POLL * 1000:g}ms", timeout="80ms")
-            with Exporter(config, Path(tmp)) as exporter:
+            with Daemon(config, log=Path(tmp) / "exporter.log") as exporter:
                 start = time.monotonic()
                 result.readings.append(_read(exporter.pid, start))
                 hits_at_start = list(upstreams.hits)

@@ -1,9 +1,9 @@
 """Measure the status page's costs: history memory per series, time to record a snapshot, time to render.
 
-    .venv/bin/python bench/status_page.py [--models 2] [--gpus 8]
+    .venv/bin/python -m bench.status_page [--models 2] [--gpus 8]
 
-The snapshots are synthetic (each figure's value changes every snapshot) and the history is filled
-for a full hour of one-second polls, so every chart is full.
+The snapshots are synthetic (``tests.status_snapshots``, their figures moving from one to the next)
+and the history is filled for a full hour of one-second polls, so every chart is full.
 """
 
 from __future__ import annotations
@@ -15,50 +15,20 @@ import tracemalloc
 from collections.abc import Callable
 
 from exporter.config import Config
-from exporter.model import (
-    GpuSample,
-    GpuShare,
-    GpuView,
-    ModelRates,
-    ModelSample,
-    ServerSample,
-    ServerView,
-    Snapshot,
-    SourceStatus,
-    TokenCounting,
-)
+from exporter.model import Snapshot
 from exporter.status import Links, StatusBoard
 from exporter.status.view import points
-
-T0 = 1_700_000_000.0
+from tests import status_snapshots as make
 
 
 def snapshot(t: float, models: int, gpus: int) -> Snapshot:
+    """One server per model on GPU 0, and ``gpus`` GPUs, their figures moving with ``t``."""
     wave = (t % 97) / 97
-    status = SourceStatus(True, 0.004, t)
+    moving = {"waiting": wave, "running": 10 + wave, "requests": 2 * (1 + wave)}
     servers = tuple(
-        ServerView(
-            name=f"server-{i}",
-            status=status,
-            sample=ServerSample(
-                "vllm",
-                {f"model-{i}": ModelSample(requests_running=10 + wave, requests_waiting=wave)},
-                TokenCounting.INCREMENTAL,
-            ),
-            gpus=(GpuShare(0, "GPU-0", 1.0),),
-            rates={f"model-{i}": ModelRates(*(1000 * (1 + wave) / (k + 1) for k in range(7)))},
-        )
-        for i in range(models)
+        make.server(f"server-{i}", {f"model-{i}": 1000 * (1 + wave)}, t=t, gpus=(0,), **moving) for i in range(models)
     )
-    views = tuple(
-        GpuView(
-            GpuSample(g, f"GPU-{g}", "NVIDIA H100 80GB HBM3", wave, 7e10, 8e10, 300 + 400 * wave, None, 40 + 20 * wave),
-            3.0,
-            250 * wave,
-        )
-        for g in range(gpus)
-    )
-    return Snapshot(t, servers, views, (), status, "570.86.15", ready=True)
+    return make.snapshot(t, servers, tuple(make.gpu(g, wave) for g in range(gpus)))
 
 
 def _best(action: Callable[[], object], runs: int = 5) -> float:
@@ -77,7 +47,7 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=8)
     args = parser.parse_args()
     config = Config(poll_interval=1.0)
-    snaps = [snapshot(T0 + s, args.models, args.gpus) for s in range(3600)]
+    snaps = [snapshot(make.T0 + s, args.models, args.gpus) for s in range(3600)]
     series = sum(1 for _ in points(snaps[0]))
 
     gc.collect()

@@ -7,15 +7,7 @@ import sys
 from pathlib import Path
 
 from dashboards.build import DASHBOARDS_DIR, documents
-
-
-def stale_files(files: dict[str, str], out: Path) -> list[str]:
-    """Names of the files under ``out`` that are missing or differ from ``files``."""
-    return [name for name, content in files.items() if _read(out / name) != content]
-
-
-def _read(path: Path) -> str | None:
-    return path.read_text(encoding="utf-8") if path.exists() else None
+from dashboards.generated import write_or_check
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,15 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DASHBOARDS_DIR, help="directory to write into (dashboards/)")
     parser.add_argument("--check", action="store_true", help="exit 1 if the files in --out are stale")
     args = parser.parse_args(argv)
-    files = documents()
-    if args.check:
-        stale = stale_files(files, args.out)
-        for name in stale:
-            print(f"{args.out / name} is stale: run `make dashboards`", file=sys.stderr)
-        return 1 if stale else 0
-    for name, content in files.items():
-        (args.out / name).write_text(content, encoding="utf-8")
-    return 0
+    return write_or_check(documents(), args.out, check=args.check)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from dashboards.grafana import (
 
 UID = "inference-fleet"
 TPS = f"inference_generation_tokens_per_second{{{MODEL}}}"
+REQUESTS_RATE = f"inference_requests_per_second{{{MODEL}}}"
 GPUS_SERVING = f"inference_server_gpus{{{SERVER}}} and on(job, instance, server) {TPS}"
 """GPUs of the servers that generate for the selected models (each server once)."""
 GPUS_BY_MODEL = (
@@ -43,9 +44,6 @@ def weighted(metric: str, weight: str, by: str = "") -> str:
     """Average of ``metric`` over the selected series, weighted by ``weight`` (tokens/s, requests/s)."""
     group = f" by ({by})" if by else ""
     return f"sum{group} ({metric}{{{MODEL}}} * {weight}) / sum{group} ({weight})"
-
-
-REQUESTS_RATE = f"inference_requests_per_second{{{MODEL}}}"
 
 
 def _now() -> list[Panel | Row]:

@@ -96,17 +96,25 @@ class Row:
     title: str
 
 
-def _panel(kind: str, title: str, description: str, unit: str, targets: list[Json], **extra: Any) -> Json:
+def _panel(
+    kind: str,
+    title: str,
+    description: str,
+    unit: str,
+    targets: list[Json],
+    *,
+    defaults: Json | None = None,
+    **extra: Any,
+) -> Json:
     for ref, query in zip("ABCDEFGH", targets, strict=False):
         query["refId"] = ref
-    defaults: Json = {"unit": unit, **extra.pop("defaults", {})}
     return {
         "type": kind,
         "title": title,
         "description": description,
         "datasource": DATASOURCE,
         "targets": targets,
-        "fieldConfig": {"defaults": defaults, "overrides": extra.pop("overrides", [])},
+        "fieldConfig": {"defaults": {"unit": unit, **(defaults or {})}, "overrides": []},
         **extra,
     }
 
@@ -174,11 +182,13 @@ def bargauge(title: str, description: str, unit: str, query: Json, *, width: int
     return Panel(_panel("bargauge", title, description, unit, [query], options=options), width, height)
 
 
-def table(title: str, description: str, unit: str, query: Json, hidden: tuple[str, ...], **size: int) -> Panel:
+def table(
+    title: str, description: str, unit: str, query: Json, hidden: tuple[str, ...], *, width: int = 24, height: int = 8
+) -> Panel:
     """The labels of instant series as rows; ``hidden`` columns are left out."""
     organize = {"id": "organize", "options": {"excludeByName": dict.fromkeys(("Time", "__name__", *hidden), True)}}
     panel = _panel("table", title, description, unit, [query], transformations=[organize], options={"showHeader": True})
-    return Panel(panel, size.get("width", 24), size.get("height", 8))
+    return Panel(panel, width, height)
 
 
 def value_map(*pairs: tuple[str, str, str]) -> list[Json]:

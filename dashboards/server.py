@@ -31,12 +31,13 @@ from dashboards.grafana import (
 )
 
 UID = "inference-server"
-PER_SERVER = "{{server}} {{model}} ({{instance}})"
+PER_MODEL = "{{server}} {{model}} ({{instance}})"
+PER_SERVER = "{{server}} ({{instance}})"
 PERCENTILES = (0.5, 0.9, 0.99)
 
 
 def _model_series(title: str, description: str, unit: str, metric: str, **options: Any) -> Panel:
-    return timeseries(title, description, unit, target(f"{metric}{{{MODEL}}}", PER_SERVER), width=8, **options)
+    return timeseries(title, description, unit, target(f"{metric}{{{MODEL}}}", PER_MODEL), width=8, **options)
 
 
 def _throughput() -> list[Panel | Row]:
@@ -67,8 +68,8 @@ def _throughput() -> list[Panel | Row]:
             "Running vs waiting",
             "Requests in the running batch, and requests queued for a slot.",
             REQUESTS,
-            target(f"inference_requests_running{{{MODEL}}}", "running " + PER_SERVER),
-            target(f"inference_requests_waiting{{{MODEL}}}", "waiting " + PER_SERVER),
+            target(f"inference_requests_running{{{MODEL}}}", "running " + PER_MODEL),
+            target(f"inference_requests_waiting{{{MODEL}}}", "waiting " + PER_MODEL),
             width=8,
         ),
         _model_series(
@@ -83,7 +84,7 @@ def quantiles(histogram: str) -> list[Json]:
     return [
         target(
             f"histogram_quantile({q}, sum by (job, instance, server, model, le) ({buckets}))",
-            f"p{q * 100:g} {PER_SERVER}",
+            f"p{q * 100:g} {PER_MODEL}",
         )
         for q in PERCENTILES
     ]
@@ -129,13 +130,13 @@ def _cost() -> list[Panel | Row]:
             "Cost per hour",
             "What the server's share of its GPUs costs per hour (with electricity where priced).",
             CURRENCY_UNIT,
-            target(f"inference_server_cost_per_second{{{SERVER}}} * 3600", "{{server}} ({{instance}})"),
+            target(f"inference_server_cost_per_second{{{SERVER}}} * 3600", PER_SERVER),
         ),
         timeseries(
             "Power",
             "The server's share of its GPUs' average power.",
             WATTS,
-            target(f"inference_server_power_watts{{{SERVER}}}", "{{server}} ({{instance}})"),
+            target(f"inference_server_power_watts{{{SERVER}}}", PER_SERVER),
         ),
     ]
 
@@ -146,7 +147,7 @@ def _health() -> list[Panel | Row]:
         state_timeline(
             "Server up",
             "Whether the exporter could read the server's /metrics, poll by poll.",
-            target(f"inference_server_up{{{SERVER}}}", "{{server}} ({{instance}})"),
+            target(f"inference_server_up{{{SERVER}}}", PER_SERVER),
             value_map(("0", "down", "red"), ("1", "up", "green")),
             width=24,
             height=6,
@@ -155,15 +156,13 @@ def _health() -> list[Panel | Row]:
             "Time since last successful poll",
             "Seconds since the exporter last read the server successfully; grows while it is down.",
             SECONDS,
-            target(
-                f"time() - inference_server_last_success_timestamp_seconds{{{SERVER}}}", "{{server}} ({{instance}})"
-            ),
+            target(f"time() - inference_server_last_success_timestamp_seconds{{{SERVER}}}", PER_SERVER),
         ),
         timeseries(
             "Poll duration",
             "Wall time of each poll of the server (fetch and parse).",
             SECONDS,
-            target(f"inference_server_poll_duration_seconds{{{SERVER}}}", "{{server}} ({{instance}})"),
+            target(f"inference_server_poll_duration_seconds{{{SERVER}}}", PER_SERVER),
         ),
     ]
 

@@ -29,14 +29,13 @@ from exporter.config_gpu import (
     PodSelector,
     absolute_path,
     attribution_problems,
-    flag,
-    plain_text,
     pod_selector,
 )
 from exporter.config_read import ConfigError as ConfigError
 from exporter.config_read import Reader as _Reader
 from exporter.config_read import currency as _currency
 from exporter.config_read import duration as _duration
+from exporter.config_read import flag, plain_text
 from exporter.config_read import join as _join
 from exporter.config_read import non_negative as _non_negative
 from exporter.config_read import parse_duration as parse_duration

@@ -70,24 +70,10 @@ def pod_selector(value: Any) -> PodSelector:
     return PodSelector(**fields)
 
 
-def flag(value: Any) -> bool:
-    """A YAML boolean."""
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
 def absolute_path(value: Any) -> str:
     """An absolute file path."""
     if not isinstance(value, str) or not value.startswith("/"):
         raise ValueError("must be an absolute path")
-    return value
-
-
-def plain_text(value: Any) -> str:
-    """A string, possibly empty."""
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
     return value
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,18 +42,19 @@ class Reader:
     def fail(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}")
 
-    def mapping(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+    def mapping(self, value: Any, path: str, allowed: set[str] | None) -> dict[str, Any]:
+        """``value`` as a mapping (``{}`` for none); a key outside ``allowed`` is a problem (``None``: any key)."""
         if value is None:
             return {}
         if not isinstance(value, dict):
             self.fail(path, "must be a mapping")
             return {}
         for key in value:
-            if key not in allowed:
+            if allowed is not None and key not in allowed:
                 self.fail(join(path, str(key)), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
         return value
 
-    def read(self, data: dict[str, Any], path: str, key: str, default: Any, convert: Callable[[Any], Any]) -> Any:
+    def read(self, data: Mapping[str, Any], path: str, key: str, default: Any, convert: Callable[[Any], Any]) -> Any:
         if key not in data:
             return default
         try:
@@ -87,6 +88,20 @@ def non_negative(value: Any) -> float:
 def positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError("must be a whole number above zero")
+    return value
+
+
+def flag(value: Any) -> bool:
+    """A YAML boolean."""
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def plain_text(value: Any) -> str:
+    """A string, possibly empty."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
     return value
 
 

@@ -102,15 +102,6 @@ def hourly_cost(gpu_name: str | None, prices: Mapping[str, float]) -> float:
     return prices.get("default", 0.0)
 
 
-def equal_shares(claims: Mapping[str, Sequence[str]]) -> dict[str, dict[str, float]]:
-    """Split each GPU equally between the servers that claim it: ``{server: {gpu_key: weight}}``."""
-    holders: dict[str, int] = {}
-    for gpus in claims.values():
-        for gpu in set(gpus):
-            holders[gpu] = holders.get(gpu, 0) + 1
-    return {server: {gpu: 1.0 / holders[gpu] for gpu in set(gpus)} for server, gpus in claims.items()}
-
-
 def memory_shares(claims: Mapping[str, Mapping[str, float | None]]) -> dict[str, dict[str, float]]:
     """Split each GPU between the servers that claim it by the GPU memory their processes use.
 

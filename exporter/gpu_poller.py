@@ -21,10 +21,9 @@ import structlog
 
 from exporter import derive
 from exporter.config import Config
-from exporter.model import GpuReading, SourceStatus, XidCount
+from exporter.model import NOT_POLLED, GpuReading, SourceStatus, XidCount
 from exporter.sources.gpu import GpuSource, NvmlUnavailable
 
-NOT_POLLED = SourceStatus(up=False, duration_seconds=0.0, last_success_unix=None, error="not polled yet")
 NVML_RETRY_SECONDS = 30.0
 NVML_TIMEOUT_SECONDS = 5.0
 
@@ -48,7 +47,6 @@ class GpuPoller:
         self.status = NOT_POLLED
         self.reading: GpuReading | None = None
         """The latest fast reading, which carries the latest slow values."""
-        self.slow_reading: GpuReading | None = None
         self.energy: dict[str, derive.CounterWindow] = {}
         self.integrated: dict[str, tuple[float, float, float]] = {}
         """uuid → (monotonic time, watts, joules) for GPUs whose NVML lacks the energy counter."""
@@ -61,11 +59,6 @@ class GpuPoller:
         self._xids: dict[tuple[str, int], float] = {}
 
     # -- polls ---------------------------------------------------------------------------------
-
-    async def poll(self) -> None:
-        """Read everything once: slow values, then fast values."""
-        await self.poll_slow()
-        await self.poll_fast()
 
     async def poll_fast(self) -> bool:
         """One fast read; ``False`` when the previous one is still running (nothing changed)."""
@@ -95,15 +88,14 @@ class GpuPoller:
         self._slow_busy = True
         try:
             await self._ensure_started()
-            self.slow_reading = await self._in_thread(self.source.read_slow)
+            return await self._in_thread(self.source.read_slow)
         except NvmlUnavailable:
-            self.slow_reading = None  # the fast loop reports the failure
+            return None  # the fast loop reports the failure
         except Exception:
             log.exception("gpu_slow_poll_crashed")
-            self.slow_reading = None
+            return None
         finally:
             self._slow_busy = False
-        return self.slow_reading
 
     async def _ensure_started(self) -> None:
         async with self._start_lock:

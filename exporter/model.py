@@ -10,9 +10,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
-
-EMPTY: Mapping[str, float] = MappingProxyType({})
 
 
 class TokenCounting(enum.StrEnum):
@@ -201,6 +198,10 @@ class SourceStatus:
     """Why the last poll failed, in one line; ``None`` when it succeeded."""
 
 
+NOT_POLLED = SourceStatus(up=False, duration_seconds=0.0, last_success_unix=None, error="not polled yet")
+"""The status of a source before its first poll."""
+
+
 @dataclass(frozen=True, slots=True)
 class GpuShare:
     """A server's claim on one GPU."""
@@ -307,8 +308,6 @@ class Snapshot:
     currency: str = "USD"
     ready: bool = False
     """True once every source has been polled at least once."""
-    info: Mapping[str, str] = field(default_factory=dict)
-    """Static facts about the exporter (version, ...)."""
     config_reload: ConfigReload | None = None
     """Set by the service: the state of configuration reloads."""
     xid_errors: tuple[XidCount, ...] = ()

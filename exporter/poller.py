@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -28,6 +28,7 @@ from exporter.attribution.resolve import shares as attributed_shares
 from exporter.config import Config, ServerConfig
 from exporter.gpu_poller import GpuPoller
 from exporter.model import (
+    NOT_POLLED,
     GpuReading,
     GpuShare,
     GpuView,
@@ -38,8 +39,6 @@ from exporter.model import (
 )
 from exporter.sources.gpu import GpuSource
 from exporter.sources.scrape import ScrapeError, ServerScraper
-
-NOT_POLLED = SourceStatus(up=False, duration_seconds=0.0, last_success_unix=None, error="not polled yet")
 
 log = structlog.get_logger("exporter.poller")
 
@@ -211,8 +210,9 @@ class Poller:
         reading = self._gpu.reading if self._gpu is not None else None
         attributions = self._attributor.attributions(reading)
         shares = attributed_shares(attributions, reading)
+        gpu_names = {gpu.uuid: gpu.name for gpu in reading.gpus} if reading is not None else {}
         servers = tuple(
-            self._server_view(name, state, shares[name], reading, attributions[name])
+            self._server_view(name, state, shares[name], gpu_names, attributions[name])
             for name, state in self._servers.items()
         )
         return Snapshot(
@@ -241,10 +241,10 @@ class Poller:
         name: str,
         state: _ServerState,
         shares: tuple[GpuShare, ...],
-        reading: GpuReading | None,
+        gpu_names: Mapping[str, str],
         attribution: Attribution,
     ) -> ServerView:
-        inputs = [self._cost_input(share, reading) for share in shares]
+        inputs = [self._cost_input(share, gpu_names.get(share.uuid)) for share in shares]
         economics = derive.ServerEconomics(
             gpu_count=len(shares),
             cost_per_second=derive.server_cost_per_second(inputs, self.config.pricing.energy_cost_per_kwh)
@@ -265,8 +265,8 @@ class Poller:
             gpu_memory_used_bytes=attribution.memory_bytes,
         )
 
-    def _cost_input(self, share: GpuShare, reading: GpuReading | None) -> derive.GpuCostInput:
-        name = next((g.name for g in reading.gpus if g.uuid == share.uuid), None) if reading else None
+    def _cost_input(self, share: GpuShare, name: str | None) -> derive.GpuCostInput:
+        """The share's price by its GPU's product name, and the GPU's power (``None`` unless the GPU was read)."""
         power = self._gpu.power(share.uuid) if self._gpu is not None and name is not None else None
         return derive.GpuCostInput(share, derive.hourly_cost(name, self.config.pricing.gpu_hourly_cost), power)
 

@@ -92,6 +92,7 @@ class Service:
         """Make a new snapshot the one served, rendered at most once per form; record it for the status page."""
         self.exposition = Exposition(dataclasses.replace(snapshot, config_reload=self._reload), self._demand)
         self.status_page.record(self.exposition.snapshot, self.config)
+        self._was_ready = self._was_ready or snapshot.ready
 
     async def start(self) -> None:
         """Open the client session and NVML, and start polling."""
@@ -136,7 +137,6 @@ class Service:
     @property
     def ready(self) -> bool:
         """True once every source has been polled once; a reload that adds servers does not undo it."""
-        self._was_ready = self._was_ready or self.exposition.snapshot.ready
         return self._was_ready
 
     # -- reload --------------------------------------------------------------------------------

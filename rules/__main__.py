@@ -6,17 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from dashboards.generated import write_or_check
 from rules.build import RULES_DIR, documents
 from rules.settings import DEFAULT_PATH, SettingsError, load
-
-
-def stale_files(files: dict[str, str], out: Path) -> list[str]:
-    """Names of the files under ``out`` that are missing or differ from ``files``."""
-    return [name for name, content in files.items() if _read(out / name) != content]
-
-
-def _read(path: Path) -> str | None:
-    return path.read_text(encoding="utf-8") if path.exists() else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,14 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if args.check:
-        stale = stale_files(files, args.out)
-        for name in stale:
-            print(f"{args.out / name} is stale: run `make dashboards`", file=sys.stderr)
-        return 1 if stale else 0
-    for name, content in files.items():
-        (args.out / name).write_text(content, encoding="utf-8")
-    return 0
+    return write_or_check(files, args.out, check=args.check)
 
 
 if __name__ == "__main__":

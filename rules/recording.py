@@ -21,13 +21,6 @@ MODEL = "job, instance, server, model"
 
 Rule = dict[str, Any]
 
-GPUS_SERVING_MODEL = (
-    "inference_server_gpus\n"
-    f"  * on({SERVER}) group_right()\n"
-    f"  group by ({MODEL}) (inference_generation_tokens_per_second)"
-)
-"""GPUs of each server that generates for a model (a server with two models counts for both)."""
-
 
 def _record(name: str, expr: str) -> Rule:
     return {"record": name, "expr": expr}
@@ -44,7 +37,15 @@ def _per_model() -> list[Rule]:
             "model:inference_generation_tokens_per_second:sum",
             "sum by (model) (inference_generation_tokens_per_second)",
         ),
-        _record("model:inference_server_gpus:sum", f"sum by (model) (\n  {_indent(GPUS_SERVING_MODEL)}\n)"),
+        # GPUs of each server that generates for a model (a server with two models counts for both)
+        _record(
+            "model:inference_server_gpus:sum",
+            "sum by (model) (\n"
+            "  inference_server_gpus\n"
+            f"    * on({SERVER}) group_right()\n"
+            f"    group by ({MODEL}) (inference_generation_tokens_per_second)\n"
+            ")",
+        ),
         _record(
             "model:inference_generation_tokens_per_second_per_gpu:ratio",
             "model:inference_generation_tokens_per_second:sum\n  / (model:inference_server_gpus:sum > 0)",
@@ -113,8 +114,3 @@ def groups(settings: Settings) -> list[dict[str, Any]]:
     instant (rules of one group run in order; separate groups run on their own schedules).
     """
     return [{"name": "inference.fleet.rules", "interval": settings.evaluation_interval, "rules": fleet_rules()}]
-
-
-def _indent(text: str, spaces: int = 2) -> str:
-    """Indent every line but the first (the caller places the first)."""
-    return text.replace("\n", "\n" + " " * spaces)

@@ -23,8 +23,6 @@ class Issued:
 
     cert_pem: str
     key_pem: str
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
 
     def write(self, directory: Path, name: str) -> tuple[Path, Path]:
         """Write ``NAME.crt`` and ``NAME.key`` into ``directory``; return their paths."""
@@ -45,8 +43,6 @@ def _pem(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> Issued:
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode(),
-        cert,
-        key,
     )
 
 
@@ -75,12 +71,8 @@ class CertificateAuthority:
             .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
             .sign(self._key, hashes.SHA256())
         )
-        self.issued = _pem(cert, self._key)
-
-    @property
-    def pem(self) -> str:
+        self.pem = cert.public_bytes(serialization.Encoding.PEM).decode()
         """The CA certificate."""
-        return self.issued.cert_pem
 
     def write(self, directory: Path, name: str = "ca") -> Path:
         """Write the CA certificate as ``NAME.crt``."""
@@ -114,8 +106,3 @@ class CertificateAuthority:
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         return _pem(builder.sign(self._key, hashes.SHA256()), key)
-
-
-def self_signed(name: str = "localhost", ips: tuple[str, ...] = ("127.0.0.1",)) -> Issued:
-    """A server certificate from a throwaway CA that nobody trusts."""
-    return CertificateAuthority(f"self-signed {name}").server(name, ips=ips)

@@ -1,7 +1,7 @@
-"""Misbehaving upstreams and an HTTPS-aware exporter runner, for the fault-injection and security tests.
+"""Misbehaving upstreams and TLS and credentials helpers, for the fault-injection and security tests.
 
 Each fault is a real server on 127.0.0.1: an aiohttp app run by ``tests.helpers.BackgroundLoop`` or a
-raw socket in a thread. The exporter under test is the CLI as a real process.
+raw socket in a thread. The exporter under test is the CLI as a real process (``tests.helpers.run_exporter``).
 """
 
 from __future__ import annotations
@@ -10,22 +10,14 @@ import asyncio
 import base64
 import contextlib
 import math
-import os
-import signal
 import socket
 import ssl
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
-
-from tests.helpers import EXPORTER, BackgroundLoop, free_port, stop_process, wait_for
 
 VLLM_BODY = """\
 # TYPE vllm:num_requests_running gauge
@@ -145,14 +137,6 @@ class Restartable:
         return web.Response(text=body)
 
 
-async def listen(app: web.Application, port: int = 0, context: ssl.SSLContext | None = None) -> web.AppRunner:
-    """Serve ``app`` on 127.0.0.1:``port`` (0: any); the caller cleans the runner up."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context, reuse_address=True).start()
-    return runner
-
-
 class SilentServer:
     """A TCP server that accepts connections and never answers."""
 
@@ -178,13 +162,6 @@ class SilentServer:
             conn.close()
 
 
-def serve_tls(app: web.Application, context: ssl.SSLContext, loop: BackgroundLoop) -> str:
-    """Serve ``app`` over TLS on the background ``loop`` until it closes; return ``https://127.0.0.1:PORT``."""
-    runner: web.AppRunner = loop.run(listen(app, context=context))  # type: ignore[assignment]
-    loop._runners.append(runner)  # closed with the loop
-    return f"https://127.0.0.1:{runner.addresses[0][1]}"
-
-
 def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
     """A plain TLS server context (for upstreams), verifying client certificates against ``client_ca``."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -195,7 +172,7 @@ def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.
     return context
 
 
-# -- the exporter over HTTP or HTTPS --------------------------------------------------------------
+# -- clients of the exporter: credentials and TLS -------------------------------------------------
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -209,76 +186,3 @@ def client_context(ca: Path | None = None, cert: tuple[Path, Path] | None = None
     if cert is not None:
         context.load_cert_chain(*cert)
     return context
-
-
-def get(
-    url: str, *, headers: dict[str, str] | None = None, context: ssl.SSLContext | None = None, timeout: float = 10.0
-) -> tuple[int, bytes, dict[str, str]]:
-    """GET; return status, body and headers (HTTP errors are returned, not raised)."""
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
-            return response.status, response.read(), dict(response.headers)
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), dict(exc.headers)
-
-
-@dataclass
-class Exporter:
-    """The exporter CLI as a process, reachable at ``base`` (http or https)."""
-
-    process: subprocess.Popen[bytes]
-    base: str
-    log_path: Path
-    headers: dict[str, str] = field(default_factory=dict)
-    context: ssl.SSLContext | None = None
-
-    def get(self, path: str, **kwargs: object) -> tuple[int, bytes, dict[str, str]]:
-        """GET a path with the exporter's credentials and TLS context unless given others."""
-        kwargs.setdefault("headers", self.headers)
-        kwargs.setdefault("context", self.context)
-        return get(self.base + path, **kwargs)  # type: ignore[arg-type]
-
-    def metrics(self) -> str:
-        status, body, _ = self.get("/metrics")
-        assert status == 200, (status, body[:200])
-        return body.decode()
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def signal(self, sig: signal.Signals) -> None:
-        self.process.send_signal(sig)
-
-
-@contextlib.contextmanager
-def exporter(
-    args: list[str],
-    tmp_path: Path,
-    *,
-    tls: bool = False,
-    headers: dict[str, str] | None = None,
-    context: ssl.SSLContext | None = None,
-    ready_path: str = "/-/ready",
-    timeout: float = 60.0,
-) -> Iterator[Exporter]:
-    """Run ``python -m exporter ARGS`` on a free loopback port until the block ends (SIGTERM, by PID)."""
-    port = free_port()
-    log_path = tmp_path / f"exporter-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*EXPORTER, *args, "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    running = Exporter(process, f"{'https' if tls else 'http'}://127.0.0.1:{port}", log_path, headers or {}, context)
-    try:
-        wait_for(
-            lambda: process.poll() is None and running.get(ready_path, timeout=5.0)[0] == 200,
-            timeout,
-            what=f"exporter {ready_path} (log: {log_path})",
-        )
-        yield running
-    finally:
-        stop_process(process)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
@@ -113,6 +114,4 @@ async def node(
 
 
 def _with_url(server: ServerConfig, url: str) -> ServerConfig:
-    import dataclasses
-
     return dataclasses.replace(server, url=url) if not server.url else server

@@ -1,5 +1,5 @@
-"""Helpers shared by tests: a virtual clock, loopback servers with scripted answers, waiting on conditions,
-and running the exporter's CLI as a real process."""
+"""Helpers shared by tests and benchmarks: a virtual clock, loopback servers with scripted answers, waiting
+on conditions, running the exporter's CLI as a real process (over http or https), and a systemd notify socket."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,16 +90,21 @@ class ScriptedServer:
         return web.Response(status=self.status, text=self.body, content_type="text/plain")
 
 
+async def listen(app: web.Application, port: int = 0, context: ssl.SSLContext | None = None) -> web.AppRunner:
+    """Serve ``app`` on 127.0.0.1:``port`` (0: any), over TLS with ``context``; the caller cleans the runner up."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context, reuse_address=True).start()
+    return runner
+
+
 @contextlib.asynccontextmanager
-async def scripted_server(body: str = "") -> object:
+async def scripted_server(body: str = "") -> AsyncIterator[ScriptedServer]:
     """Run a ``ScriptedServer`` on 127.0.0.1 for the duration of the block."""
     server = ScriptedServer(body=body)
     app = web.Application()
     app.router.add_get("/metrics", server.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner = await listen(app)
     server.url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
     try:
         yield server
@@ -104,42 +113,75 @@ async def scripted_server(body: str = "") -> object:
         await runner.cleanup()
 
 
-def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """GET a URL; return the status and body (errors with a status are returned, not raised)."""
+def get(
+    url: str, *, headers: dict[str, str] | None = None, context: ssl.SSLContext | None = None, timeout: float = 10.0
+) -> tuple[int, bytes, dict[str, str]]:
+    """GET; return status, body and headers (HTTP errors are returned, not raised)."""
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            return response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        return exc.code, exc.read(), dict(exc.headers)
+
+
+def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """``get`` without the response headers."""
+    status, body, _ = get(url, headers=headers, timeout=timeout)
+    return status, body
 
 
 @dataclass
-class ExporterProcess:
-    """The exporter CLI running as a real process on a loopback port."""
+class LoopbackProcess:
+    """A server running as a real process on a loopback port, its output in ``log_path``."""
 
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    scheme: str = "http"
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def metrics(self) -> str:
-        status, body = http_get(f"{self.base}/metrics")
-        assert status == 200, status
-        return body.decode()
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+@dataclass
+class ExporterProcess(LoopbackProcess):
+    """The exporter CLI as a process, reached over http or https with ``headers`` and ``context`` by default."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    context: ssl.SSLContext | None = None
+
+    def get(self, path: str, **kwargs: object) -> tuple[int, bytes, dict[str, str]]:
+        """GET a path with the exporter's credentials and TLS context unless given others."""
+        kwargs.setdefault("headers", self.headers)
+        kwargs.setdefault("context", self.context)
+        return get(self.base + path, **kwargs)  # type: ignore[arg-type]
+
+    def metrics(self) -> str:
+        status, body, _ = self.get("/metrics")
+        assert status == 200, (status, body[:200])
+        return body.decode()
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
+
 @contextlib.contextmanager
 def run_exporter(
-    args: list[str], tmp_path: Path, ready: bool = True, timeout: float = 60.0
+    args: list[str],
+    tmp_path: Path,
+    *,
+    tls: bool = False,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+    ready_path: str = "/-/ready",
+    timeout: float = 60.0,
 ) -> Iterator[ExporterProcess]:
-    """Start ``python -m exporter ARGS --web.listen-address 127.0.0.1:PORT``; stop it by PID afterwards."""
+    """Run ``python -m exporter ARGS`` on a free loopback port until the block ends (SIGTERM, by PID)."""
     port = free_port()
     log_path = tmp_path / f"exporter-{port}.log"
     with log_path.open("wb") as log_file:
@@ -149,28 +191,45 @@ def run_exporter(
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    exporter = ExporterProcess(process, port, log_path)
+    running = ExporterProcess(process, port, log_path, "https" if tls else "http", headers or {}, context)
     try:
-        path = "/-/ready" if ready else "/-/healthy"
         wait_for(
-            lambda: process.poll() is None and http_get(exporter.base + path, 2.0)[0] == 200,
+            lambda: process.poll() is None and running.get(ready_path, timeout=5.0)[0] == 200,
             timeout,
-            what=f"exporter {path}",
+            what=f"exporter {ready_path} (log: {log_path})",
         )
-        yield exporter
+        yield running
     finally:
         stop_process(process)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
-    """SIGTERM, then SIGKILL if it does not exit in time; return the exit code."""
+    """SIGTERM, then SIGKILL if it does not exit in time; close its stdout pipe if any; return the exit code."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            return process.wait(timeout)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-    return process.wait(timeout)
+    code = process.wait(timeout)
+    if process.stdout is not None:
+        process.stdout.close()
+    return code
+
+
+@contextlib.contextmanager
+def notify_listener(timeout: float) -> Iterator[tuple[socket.socket, str]]:
+    """A Unix datagram socket bound where systemd would put its notify socket (a short path); yields it and the path."""
+    folder = tempfile.mkdtemp(prefix="ite-", dir="/tmp")
+    path = os.path.join(folder, "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(timeout)
+        try:
+            yield sock, path
+        finally:
+            os.unlink(path)
+            os.rmdir(folder)
 
 
 def sample_value(text: str, name: str, **labels: str) -> float | None:
@@ -188,8 +247,6 @@ class BackgroundLoop:
     """An event loop in a daemon thread, for loopback servers that a subprocess under test talks to."""
 
     def __init__(self) -> None:
-        import threading
-
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -199,18 +256,14 @@ class BackgroundLoop:
         """Run a coroutine on the background loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
 
-    def serve(self, app: web.Application) -> str:
-        """Serve ``app`` on 127.0.0.1 (a free port); return ``http://127.0.0.1:PORT``."""
+    def serve(self, app: web.Application, context: ssl.SSLContext | None = None) -> str:
+        """Serve ``app`` on 127.0.0.1 (a free port), over TLS with ``context``, until the loop closes.
 
-        async def start() -> str:
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self._runners.append(runner)
-            return f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-        return str(self.run(start()))
+        Return ``http://127.0.0.1:PORT`` (``https://`` with ``context``).
+        """
+        runner: web.AppRunner = self.run(listen(app, context=context))  # type: ignore[assignment]
+        self._runners.append(runner)
+        return f"{'https' if context else 'http'}://127.0.0.1:{runner.addresses[0][1]}"
 
     def close(self) -> None:
         async def stop() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tests.helpers import free_port, http_get, stop_process, wait_for
+from tests.helpers import LoopbackProcess, free_port, http_get, stop_process, wait_for
 
 Series = dict[str, Any]
 """One element of an instant-vector result: ``{"metric": {labels}, "value": [time, "text"]}``."""
@@ -28,16 +28,8 @@ class QueryError(Exception):
 
 
 @dataclass
-class PrometheusProcess:
+class PrometheusProcess(LoopbackProcess):
     """A running Prometheus and a small client for its HTTP API."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def api(self, path: str, **params: str) -> Any:
         """GET ``/api/v1/<path>``; return its ``data``, or raise ``QueryError`` with Prometheus's error."""
@@ -64,9 +56,6 @@ class PrometheusProcess:
 
     def alerts(self) -> list[dict[str, Any]]:
         return list(self.api("alerts")["alerts"])
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 def scrape_config(job: str, targets: list[str], rule_files: list[Path], interval: str = "1s") -> dict[str, Any]:

@@ -39,6 +39,8 @@ def server(
     t: float = T0,
     gpus: tuple[int, ...] = (0, 1, 2, 3),
     waiting: float = 0.0,
+    running: float = 12.0,
+    requests: float = 2.0,
 ) -> ServerView:
     """An up server whose models generate the given tokens/s."""
     samples = {
@@ -46,7 +48,7 @@ def server(
             prompt_tokens=1e6,
             generation_tokens=2e6,
             requests_finished=1e4,
-            requests_running=12.0,
+            requests_running=running,
             requests_waiting=waiting,
             kv_cache_usage_ratio=0.4,
         )
@@ -57,7 +59,7 @@ def server(
         status=SourceStatus(up=True, duration_seconds=0.004, last_success_unix=t),
         sample=ServerSample(kind="vllm", models=samples, token_counting=TokenCounting.INCREMENTAL, version="0.9.1"),
         gpus=tuple(GpuShare(i, fake_uuid(f"gpu-{i}"), 1.0) for i in gpus),
-        rates={model: rates(generation, gpus=len(gpus)) for model, generation in models.items()},
+        rates={model: rates(generation, gpus=len(gpus), requests=requests) for model, generation in models.items()},
         cost_per_second=0.003,
         power_watts=1600.0,
     )

@@ -27,7 +27,7 @@ def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
     return [panel for panel in board["panels"] if panel["type"] != "row"]
 
 
-def test_committed_dashboards_are_what_the_generator_writes(tmp_path: Path) -> None:
+def test_committed_dashboards_are_what_the_generator_writes() -> None:
     generated = documents()
     assert sorted(generated) == sorted(COMMITTED), "run `make dashboards`"
     for name, text in generated.items():

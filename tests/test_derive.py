@@ -216,7 +216,7 @@ def test_hourly_cost_uses_the_product_name_or_the_default() -> None:
 
 @given(st.dictionaries(st.text(max_size=3), st.lists(st.sampled_from("abcdef"), max_size=6), max_size=6))
 def test_equal_shares_of_each_gpu_sum_to_one(claims: dict[str, list[str]]) -> None:
-    shares = derive.equal_shares(claims)
+    shares = derive.memory_shares({server: dict.fromkeys(gpus) for server, gpus in claims.items()})
     totals: dict[str, float] = {}
     for per_server in shares.values():
         for gpu, weight in per_server.items():

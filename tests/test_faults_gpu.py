@@ -19,8 +19,7 @@ from exporter.fakes.nvml import FakeNvml, h100_node
 from exporter.service import Service
 from exporter.sources.gpu import GpuSource
 from exporter.web import WebSettings, build_app
-from tests.fault_helpers import Exporter, exporter, get
-from tests.helpers import background_loop, sample_value, wait_for
+from tests.helpers import ExporterProcess, background_loop, get, run_exporter, sample_value, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +34,7 @@ def run_on(scenario: str, server_url: str, tmp_path: Path) -> Any:
     config = tmp_path / "config.yml"
     server = f"{{name: s, url: '{server_url}', gpus: [0, 1], timeout: 500ms}}"
     config.write_text(f"poll_interval: 1s\nrate_window: 10s\nservers:\n  - {server}\n", encoding="utf-8")
-    return exporter(["--config.file", str(config), "--gpu.simulate", scenario], tmp_path)
+    return run_exporter(["--config.file", str(config), "--gpu.simulate", scenario], tmp_path)
 
 
 def gpu_series(text: str, gpu: str) -> set[str]:
@@ -59,7 +58,7 @@ def test_without_nvml_the_gpus_are_down_once_and_servers_are_served(server_url: 
 
 @pytest.mark.slow
 def test_a_gpu_lost_mid_run_shows_up_0_alone_and_comes_back(server_url: str, tmp_path: Path) -> None:
-    def gpu_up(run: Exporter, gpu: str) -> float | None:
+    def gpu_up(run: ExporterProcess, gpu: str) -> float | None:
         return sample_value(run.metrics(), "inference_gpu_up", gpu=gpu)
 
     with run_on("lost", server_url, tmp_path) as run:

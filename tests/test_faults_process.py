@@ -20,8 +20,8 @@ from aiohttp import web
 
 from exporter.demo.simulator import SimulatedVllm, simulated_app
 from tests.certs import CertificateAuthority
-from tests.fault_helpers import SilentServer, basic, exporter, vllm_body
-from tests.helpers import EXPORTER, background_loop, sample_value, wait_for
+from tests.fault_helpers import SilentServer, basic, vllm_body
+from tests.helpers import EXPORTER, background_loop, run_exporter, sample_value, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ def test_sigterm_lets_an_in_flight_scrape_finish_then_exits_0(tmp_path: Path) ->
     web = tmp_path / "web.yml"
     web.write_text(f"basic_auth_users: {{admin: '{slow}'}}\nbasic_auth_excluded_paths: [/-/ready]\n", encoding="utf-8")
     args = ["--gpu.simulate", "h100x8", "--web.config.file", str(web), "--log.level", "debug"]
-    with exporter(args, tmp_path) as run:
+    with run_exporter(args, tmp_path) as run:
         result: dict[str, object] = {}
 
         def scrape() -> None:
@@ -60,7 +60,7 @@ def test_sigterm_while_upstreams_hang_exits_at_once(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     try:
-        with exporter(
+        with run_exporter(
             ["--config.file", str(config), "--gpu.simulate", "none"], tmp_path, ready_path="/-/healthy"
         ) as run:
             wait_for(lambda: silent._held, 30, what="the exporter's poll hanging on the silent server")
@@ -80,7 +80,7 @@ def test_a_storm_of_sighups_with_a_broken_config_keeps_serving_the_old_one(tmp_p
         url = loop.serve(simulated_app(SimulatedVllm(model="m", swing=0.0))) + "/metrics"
         good = f"poll_interval: 1s\nrate_window: 10s\nservers:\n  - {{name: s, url: '{url}', timeout: 500ms}}\n"
         config.write_text(good, encoding="utf-8")
-        with exporter(["--config.file", str(config), "--gpu.simulate", "none"], tmp_path) as run:
+        with run_exporter(["--config.file", str(config), "--gpu.simulate", "none"], tmp_path) as run:
             config.write_text("servers: [ {name: s, url: \n", encoding="utf-8")  # broken mid-edit
             for _ in range(20):
                 run.signal(signal.SIGHUP)
@@ -149,7 +149,7 @@ def test_an_upstream_that_renames_its_model_every_poll_never_grows_the_series(tm
             f"poll_interval: 1s\nrate_window: 10s\nservers:\n  - {{name: shifty, url: '{url}', timeout: 500ms}}\n",
             encoding="utf-8",
         )
-        with exporter(["--config.file", str(config), "--gpu.simulate", "none"], tmp_path) as run:
+        with run_exporter(["--config.file", str(config), "--gpu.simulate", "none"], tmp_path) as run:
             wait_for(lambda: hits["n"] >= 5, 30, what="five polls")
             text = run.metrics()
     models = [line for line in text.splitlines() if line.startswith("inference_generation_tokens_total{")]

@@ -21,21 +21,26 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.demo.simulator import SimulatedVllm, simulated_app
 from tests.certs import CertificateAuthority
 from tests.fault_helpers import (
-    Exporter,
     Flapping,
     Restartable,
     SilentServer,
     app_with,
     body_app,
     drip_app,
-    exporter,
     huge_app,
-    listen,
-    serve_tls,
     server_context,
     vllm_body,
 )
-from tests.helpers import BackgroundLoop, background_loop, free_port, sample_value, wait_for
+from tests.helpers import (
+    BackgroundLoop,
+    ExporterProcess,
+    background_loop,
+    free_port,
+    listen,
+    run_exporter,
+    sample_value,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -66,7 +71,7 @@ ONLY_WHEN_DOWN = {
 class Node:
     """The running exporter and the upstreams it polls."""
 
-    exporter: Exporter
+    exporter: ExporterProcess
     loop: BackgroundLoop
     good: SimulatedVllm
     flapping: Flapping
@@ -84,11 +89,11 @@ def tls_upstreams(loop: BackgroundLoop, directory: Path) -> dict[str, str]:
     named_cert, named_key = ca.server("upstream.internal", ips=()).write(directory, "named")
     ca.client("exporter").write(directory, "exporter-client")
     body = vllm_body(5000.0, model="tls").encode()
-    plain = serve_tls(body_app(body), server_context(cert, key), loop)
-    named = serve_tls(body_app(body), server_context(named_cert, named_key), loop)
-    mutual = serve_tls(body_app(body), server_context(cert, key, client_ca=ca_file), loop)
+    plain = loop.serve(body_app(body), server_context(cert, key))
+    named = loop.serve(body_app(body), server_context(named_cert, named_key))
+    mutual = loop.serve(body_app(body), server_context(cert, key, client_ca=ca_file))
     untrusted_ca = CertificateAuthority("unknown CA")
-    stranger = serve_tls(body_app(body), server_context(*untrusted_ca.server("localhost").write(directory, "x")), loop)
+    stranger = loop.serve(body_app(body), server_context(*untrusted_ca.server("localhost").write(directory, "x")))
     client = f"cert_file: {directory / 'exporter-client.crt'}, key_file: {directory / 'exporter-client.key'}"
     return {
         "tls-untrusted": f'url: "{stranger}/metrics"',
@@ -137,7 +142,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         config.write_text(f"poll_interval: 1s\nrate_window: 10s\nservers:\n{servers}", encoding="utf-8")
         args = ["--config.file", str(config), "--gpu.simulate", "h100x8"]
         try:
-            with exporter(args, directory) as running:
+            with run_exporter(args, directory) as running:
                 yield Node(running, loop, good, flapping, restartable, restart_port, restart_runner)
         finally:
             silent.close()

@@ -7,16 +7,7 @@ import pytest
 
 from exporter.fakes.nvml import H100_MEMORY_BYTES, H100_NAME, FakeNvml, h100_node, no_nvml, old_driver_node
 from exporter.sources.gpu import GpuSource, NvmlUnavailable
-
-
-class Clock:
-    """A virtual clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import Clock
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from exporter.sources.servers.llamacpp import (
     tokens_in_flight,
 )
 from tests.conftest import fixture_text
+from tests.helpers import listen
 
 REAL = "llamacpp-real-tinymodel.prom"
 RECONSTRUCTED = "llama.cpp-reconstructed.prom"
@@ -178,9 +179,7 @@ async def serving(fake: FakeLlamaServer) -> AsyncIterator[str]:
     """Serve ``fake`` on 127.0.0.1 under ``/llama/``; yield its metrics URL."""
     app = web.Application()
     app.router.add_get("/llama/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    runner = await listen(app)
     try:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}/llama/metrics"
     finally:

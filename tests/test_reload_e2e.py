@@ -8,10 +8,8 @@ invalid one (the old config keeps running, the metric drops to 0, every problem 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from exporter.demo.simulator import SimulatedVllm, simulated_app
-from tests.helpers import ExporterProcess, background_loop, run_exporter, sample_value, wait_for
+from tests.helpers import ExporterProcess, background_loop, notify_listener, run_exporter, sample_value, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -144,17 +142,8 @@ def test_post_reload_reloads_a_valid_config_and_reports_an_invalid_one(
 
 @pytest.fixture
 def notify_socket() -> Iterator[tuple[socket.socket, str]]:
-    """A Unix datagram socket bound where systemd would put its notify socket (a short path)."""
-    folder = tempfile.mkdtemp(prefix="ite-", dir="/tmp")
-    path = os.path.join(folder, "notify")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(path)
-        sock.settimeout(30)
-        try:
-            yield sock, path
-        finally:
-            os.unlink(path)
-            os.rmdir(folder)
+    with notify_listener(timeout=30) as bound:
+        yield bound
 
 
 def receive(sock: socket.socket) -> dict[str, str]:
@@ -169,7 +158,7 @@ def test_systemd_is_told_ready_reloading_and_stopping(
     config = tmp_path / "config.yml"
     config.write_text(config_text({"alpha": upstreams["alpha"]}), encoding="utf-8")
     monkeypatch.setenv("NOTIFY_SOCKET", path)
-    with run_exporter(["--config.file", str(config)], tmp_path, ready=False) as exporter:
+    with run_exporter(["--config.file", str(config)], tmp_path, ready_path="/-/healthy") as exporter:
         assert receive(sock) == {"READY": "1", "STATUS": "polling 1 server(s)"}
         sighup(exporter)
         reloading = receive(sock)

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
 
 from exporter.sdnotify import Notifier, socket_address
+from tests.helpers import notify_listener
 
 
 @pytest.fixture
 def listener() -> Iterator[tuple[socket.socket, str]]:
-    folder = tempfile.mkdtemp(prefix="ite-", dir="/tmp")
-    path = os.path.join(folder, "notify")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(path)
-        sock.settimeout(10)
-        try:
-            yield sock, path
-        finally:
-            os.unlink(path)
-            os.rmdir(folder)
+    with notify_listener(timeout=10) as bound:
+        yield bound
 
 
 def test_without_a_service_manager_nothing_is_sent_and_nothing_fails() -> None:

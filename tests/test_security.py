@@ -19,8 +19,8 @@ import pytest
 from aiohttp import web
 
 from tests.certs import CertificateAuthority
-from tests.fault_helpers import Exporter, basic, client_context, exporter, get, vllm_body
-from tests.helpers import EXPORTER, background_loop, wait_for
+from tests.fault_helpers import basic, client_context, vllm_body
+from tests.helpers import EXPORTER, ExporterProcess, background_loop, get, run_exporter, wait_for
 from tests.test_webconfig import PROMETHEUS_GUIDE_HASH, TOOLKIT_SAMPLE
 
 pytestmark = pytest.mark.e2e
@@ -51,18 +51,18 @@ def ca() -> CertificateAuthority:
 
 
 @pytest.fixture(scope="module")
-def toolkit(tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthority) -> Iterator[Exporter]:
+def toolkit(tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthority) -> Iterator[ExporterProcess]:
     directory = tmp_path_factory.mktemp("toolkit")
     ca.server("localhost").write(directory, "server")
     ca_file = ca.write(directory)
     web = write(directory / "web-config.yml", TOOLKIT_SAMPLE)
     trust = client_context(ca_file)
     args = ["--gpu.simulate", "h100x8", "--web.config.file", str(web)]
-    with exporter(args, directory, tls=True, context=trust, headers=basic("alice", "alice123")) as running:
+    with run_exporter(args, directory, tls=True, context=trust, headers=basic("alice", "alice123")) as running:
         yield running
 
 
-def test_the_toolkit_sample_lets_its_users_in_over_tls(toolkit: Exporter) -> None:
+def test_the_toolkit_sample_lets_its_users_in_over_tls(toolkit: ExporterProcess) -> None:
     assert "inference_nvml_up 1" in toolkit.metrics()
     status, body, _ = toolkit.get("/metrics", headers=basic("bob", "bob123"))
     assert status == 200 and b"inference_gpu_up" in body
@@ -73,18 +73,20 @@ def test_the_toolkit_sample_lets_its_users_in_over_tls(toolkit: Exporter) -> Non
     [{}, basic("alice", "wrong"), basic("mallory", "alice123"), {"Authorization": "Bearer alice123"}],
     ids=["no credentials", "wrong password", "unknown user", "another scheme"],
 )
-def test_without_good_credentials_the_answer_is_401(toolkit: Exporter, headers: dict[str, str]) -> None:
+def test_without_good_credentials_the_answer_is_401(toolkit: ExporterProcess, headers: dict[str, str]) -> None:
     status, _, response_headers = toolkit.get("/metrics", headers=headers)
     assert status == 401
     assert response_headers["WWW-Authenticate"] == "Basic"
 
 
 @pytest.mark.parametrize(("method_path", "status"), [("/", 401), ("/api/v1/status", 401), ("/-/healthy", 200)])
-def test_every_route_but_the_excluded_ones_needs_credentials(toolkit: Exporter, method_path: str, status: int) -> None:
+def test_every_route_but_the_excluded_ones_needs_credentials(
+    toolkit: ExporterProcess, method_path: str, status: int
+) -> None:
     assert toolkit.get(method_path, headers={})[0] == status
 
 
-def test_plain_http_against_the_tls_listener_fails_cleanly(toolkit: Exporter) -> None:
+def test_plain_http_against_the_tls_listener_fails_cleanly(toolkit: ExporterProcess) -> None:
     plain = toolkit.base.replace("https://", "http://")
     assert refused(lambda: get(plain + "/metrics", headers=basic("alice", "alice123"), timeout=10))
     assert refused(lambda: get(toolkit.base + "/metrics", context=ssl.create_default_context(), timeout=10))
@@ -96,7 +98,7 @@ def test_plain_http_against_the_tls_listener_fails_cleanly(toolkit: Exporter) ->
 def test_the_prometheus_guide_web_config_puts_health_behind_basic_auth_too(tmp_path: Path) -> None:
     web = write(tmp_path / "web.yml", f"basic_auth_users:\n    admin: {PROMETHEUS_GUIDE_HASH}\n")
     args = ["--gpu.simulate", "none", "--web.config.file", str(web)]
-    with exporter(args, tmp_path, headers=basic("admin", "test")) as running:
+    with run_exporter(args, tmp_path, headers=basic("admin", "test")) as running:
         assert running.get("/-/healthy", headers={})[0] == 401
         assert running.get("/-/healthy")[0] == 200
         assert running.get("/metrics")[0] == 200
@@ -127,7 +129,9 @@ def test_mtls_lets_in_only_clients_with_a_certificate_from_the_client_ca(
     good = client_context(tmp_path / "ca.crt", ca.client("prometheus").write(tmp_path, "client"))
     stranger = client_context(tmp_path / "ca.crt", CertificateAuthority("other").client("x").write(tmp_path, "x"))
     no_cert = client_context(tmp_path / "ca.crt")
-    with exporter(["--gpu.simulate", "none", "--web.config.file", str(web)], tmp_path, tls=True, context=good) as run:
+    with run_exporter(
+        ["--gpu.simulate", "none", "--web.config.file", str(web)], tmp_path, tls=True, context=good
+    ) as run:
         assert run.get("/metrics")[0] == 200
         assert refused(lambda: run.get("/metrics", context=no_cert))
         assert refused(lambda: run.get("/metrics", context=stranger))
@@ -139,7 +143,9 @@ def test_client_allowed_sans_let_in_only_the_named_clients(tmp_path: Path, ca: C
     web = mtls_config(tmp_path, ca, "  client_allowed_sans: [scraper.example]\n")
     named = client_context(tmp_path / "ca.crt", ca.client("a", dns=("scraper.example",)).write(tmp_path, "a"))
     other = client_context(tmp_path / "ca.crt", ca.client("b", dns=("other.example",)).write(tmp_path, "b"))
-    with exporter(["--gpu.simulate", "none", "--web.config.file", str(web)], tmp_path, tls=True, context=named) as run:
+    with run_exporter(
+        ["--gpu.simulate", "none", "--web.config.file", str(web)], tmp_path, tls=True, context=named
+    ) as run:
         assert run.get("/metrics")[0] == 200
         assert run.get("/metrics", context=other)[0] == 403
 
@@ -159,7 +165,7 @@ def test_a_rotated_certificate_is_served_to_new_connections_without_a_restart(tm
     old_ca.server("localhost").write(tmp_path, "server")
     trust_old, trust_new = client_context(old_ca.write(tmp_path, "old")), client_context(new_ca.write(tmp_path, "new"))
     web = write(tmp_path / "web.yml", "tls_server_config: {cert_file: server.crt, key_file: server.key}\n")
-    with exporter(
+    with run_exporter(
         ["--gpu.simulate", "none", "--web.config.file", str(web)], tmp_path, tls=True, context=trust_old
     ) as run:
         pid = run.process.pid
@@ -175,7 +181,7 @@ def test_a_rotated_certificate_is_served_to_new_connections_without_a_restart(tm
 
 def test_a_broken_web_config_change_keeps_the_running_one_and_logs_every_problem(tmp_path: Path) -> None:
     web = write(tmp_path / "web.yml", f"basic_auth_users: {{admin: '{PROMETHEUS_GUIDE_HASH}'}}\n")
-    with exporter(
+    with run_exporter(
         ["--gpu.simulate", "none", "--web.config.file", str(web)], tmp_path, headers=basic("admin", "test")
     ) as run:
         replace(web, "basic_auth_users: {admin: hunter2}\nhttp_server_config: {headers: {Server: x}}\n")
@@ -214,7 +220,7 @@ def test_above_web_max_requests_credential_checks_are_refused_with_503(tmp_path:
         tmp_path / "web.yml", f"basic_auth_users: {{admin: '{slow_hash}'}}\nbasic_auth_excluded_paths: [/-/ready]\n"
     )
     args = ["--gpu.simulate", "none", "--web.config.file", str(web), "--web.max-requests", "2"]
-    with exporter(args, tmp_path) as run:
+    with run_exporter(args, tmp_path) as run:
         barrier, statuses = threading.Barrier(10), []
 
         def attempt(i: int) -> None:
@@ -277,7 +283,7 @@ servers:
     )
     check = run_cli("--config.file", str(config), "--config.check")
     assert check.returncode == 0, check.stderr
-    with exporter(["--config.file", str(config), "--gpu.simulate", "none"], tmp_path) as run:
+    with run_exporter(["--config.file", str(config), "--gpu.simulate", "none"], tmp_path) as run:
         assert run.metrics().count('inference_server_up{server="guarded"} 1') == 1
         replace(token, SECRETS[1])
         wait_for(

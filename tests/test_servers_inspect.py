@@ -14,6 +14,7 @@ from aiohttp import web
 
 from exporter.inspector import MAX_BYTES, run_inspect
 from tests.conftest import FIXTURES, fixture_text
+from tests.helpers import listen
 from tests.test_servers_fixtures import EXPECTED, KINDS
 
 INSPECT = [sys.executable, "-m", "exporter", "inspect"]
@@ -48,9 +49,7 @@ async def test_a_url_is_polled_like_a_configured_server_with_its_side_endpoints(
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/info", info)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    runner = await listen(app)
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
     try:
         process = await asyncio.create_subprocess_exec(

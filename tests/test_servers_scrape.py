@@ -17,7 +17,7 @@ from exporter.exposition.text import render
 from exporter.poller import Poller
 from exporter.sources.scrape import ScrapeError, ServerScraper, fetch_text
 from tests.conftest import fixture_text
-from tests.helpers import Clock
+from tests.helpers import Clock, listen
 
 MIB = 1024 * 1024
 
@@ -38,10 +38,7 @@ async def loopback(routes: Mapping[str, web.StreamResponse | str | bytes]) -> As
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner = await listen(app)
     try:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
@@ -168,9 +165,7 @@ async def test_a_100_mib_body_is_refused_after_at_most_the_cap(
     streamer = Streamer(100 * MIB, announce_length)
     app = web.Application()
     app.router.add_get("/metrics", streamer.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    runner = await listen(app)
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
     try:
         with pytest.raises(ScrapeError, match="over the limit of 16777216"):

@@ -20,8 +20,8 @@ from exporter.security.auth import BasicAuth, parse_basic
 from exporter.security.guard import TokenBucket, WebSecurity, request_limit
 from exporter.security.tls import SwappableContext, peer_names
 from tests.certs import CertificateAuthority
-from tests.fault_helpers import basic, listen
-from tests.helpers import Clock, async_wait_for
+from tests.fault_helpers import basic
+from tests.helpers import Clock, async_wait_for, listen
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
 

@@ -64,9 +64,7 @@ def parse_list_response(response: Any) -> tuple[ContainerDevice, ...]:
                 for device_id in devices.device_ids:
                     ref = device_ref(devices.resource_name, device_id)
                     if ref is not None:
-                        found.append(
-                            ContainerDevice(pod.namespace, pod.name, container.name, devices.resource_name, ref)
-                        )
+                        found.append(ContainerDevice(pod.namespace, pod.name, container.name, ref))
     return tuple(found)
 
 

@@ -58,8 +58,6 @@ class ContainerDevice:
     namespace: str
     pod: str
     container: str
-    resource: str
-    """``nvidia.com/gpu``, ``nvidia.com/mig-1g.10gb``, ..."""
     device: str | int
     """A GPU or MIG UUID, or an NVML index (device plugins configured with index IDs)."""
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 from exporter import __version__
 from exporter.exposition import metrics as m
-from exporter.exposition.gpu_families import attribution_families, gpu_detail_families
+from exporter.exposition.gpu_families import attribution_families, gpu_detail_families, gpu_key
 from exporter.exposition.text import Family, Sample
 from exporter.model import GpuView, ModelRates, ModelSample, ServerView, Snapshot
 
@@ -115,13 +115,9 @@ def _gpu_families(snapshot: Snapshot) -> Iterator[Family]:
         m.GPU_INFO,
         [((str(g.sample.index), g.sample.uuid, g.sample.name, snapshot.driver_version), 1.0) for g in gpus],
     )
-    yield m.GPU_UP, [*((_gpu_key(g), 1.0) for g in gpus), *(((str(i), u), 0.0) for i, u in snapshot.lost_gpus)]
+    yield m.GPU_UP, [*((gpu_key(g), 1.0) for g in gpus), *(((str(i), u), 0.0) for i, u in snapshot.lost_gpus)]
     for metric, get in _GPU_FIELDS:
-        yield metric, [(_gpu_key(g), v) for g in gpus if (v := get(g)) is not None]
-
-
-def _gpu_key(gpu: GpuView) -> tuple[str, str]:
-    return (str(gpu.sample.index), gpu.sample.uuid)
+        yield metric, [(gpu_key(g), v) for g in gpus if (v := get(g)) is not None]
 
 
 _GPU_FIELDS: tuple[tuple[m.Metric, Callable[[GpuView], float | None]], ...] = (

@@ -34,7 +34,8 @@ _FIELDS: tuple[tuple[m.Metric, Callable[[GpuView], float | None]], ...] = (
 )
 
 
-def _key(gpu: GpuView) -> tuple[str, str]:
+def gpu_key(gpu: GpuView) -> tuple[str, str]:
+    """The GPU's label values (``gpu``, ``uuid``), as every per-GPU series carries them."""
     return (str(gpu.sample.index), gpu.sample.uuid)
 
 
@@ -42,7 +43,7 @@ def gpu_detail_families(snapshot: Snapshot) -> Iterator[Family]:
     """Clocks, clock events, power limit, GPM, ECC, XID, MIG instances, pods and the kubelet."""
     gpus = snapshot.gpus
     for metric, get in _FIELDS:
-        yield metric, [(_key(g), v) for g in gpus if (v := get(g)) is not None]
+        yield metric, [(gpu_key(g), v) for g in gpus if (v := get(g)) is not None]
     yield m.GPU_CLOCK_EVENT, list(_clock_events(gpus))
     yield m.GPU_ECC_ERRORS, list(_ecc(gpus))
     yield m.GPU_XID_ERRORS, [((str(x.index), x.uuid, str(x.xid)), x.count) for x in snapshot.xid_errors]
@@ -57,7 +58,7 @@ def _clock_events(gpus: tuple[GpuView, ...]) -> Iterator[Sample]:
         active = gpu.sample.clock_events
         if active is not None:
             for reason in CLOCK_EVENT_REASONS:
-                yield (*_key(gpu), reason), 1.0 if reason in active else 0.0
+                yield (*gpu_key(gpu), reason), 1.0 if reason in active else 0.0
 
 
 def _ecc(gpus: tuple[GpuView, ...]) -> Iterator[Sample]:
@@ -67,21 +68,21 @@ def _ecc(gpus: tuple[GpuView, ...]) -> Iterator[Sample]:
             ("uncorrected", gpu.sample.ecc_uncorrected_errors),
         ):
             if value is not None:
-                yield (*_key(gpu), kind), value
+                yield (*gpu_key(gpu), kind), value
 
 
 def _mig_families(gpus: tuple[GpuView, ...]) -> Iterator[Family]:
     migs = [(g, mig) for g in gpus for mig in g.sample.mig_devices]
     yield (
         m.MIG_INFO,
-        [((*_key(g), d.uuid, str(d.gpu_instance), str(d.compute_instance), d.profile), 1.0) for g, d in migs],
+        [((*gpu_key(g), d.uuid, str(d.gpu_instance), str(d.compute_instance), d.profile), 1.0) for g, d in migs],
     )
     for metric, values in (
         (m.MIG_MEMORY_USED, [d.memory_used_bytes for _, d in migs]),
         (m.MIG_MEMORY_TOTAL, [d.memory_total_bytes for _, d in migs]),
         (m.MIG_SM_ACTIVITY, [d.sm_activity_ratio for _, d in migs]),
     ):
-        yield metric, [((*_key(g), d.uuid), v) for (g, d), v in zip(migs, values, strict=True) if v is not None]
+        yield metric, [((*gpu_key(g), d.uuid), v) for (g, d), v in zip(migs, values, strict=True) if v is not None]
 
 
 def _pods(snapshot: Snapshot) -> Iterator[Sample]:

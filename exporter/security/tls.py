@@ -141,11 +141,6 @@ class SwappableContext(ssl.SSLContext):
         """Use ``context`` for connections from now on."""
         self._current = context
 
-    @property
-    def current(self) -> ssl.SSLContext:
-        """The context new connections get."""
-        return self._current
-
     def wrap_bio(
         self,
         incoming: ssl.MemoryBIO,

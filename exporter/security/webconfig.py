@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from exporter.config import ConfigError
+from exporter.config_read import Reader, flag, plain_text
 from exporter.security.toolkit import (
     CLIENT_AUTH_ALIASES,
     CLIENT_AUTH_TYPES,
@@ -95,38 +96,11 @@ class WebConfig:
         return self.tls.files if self.tls is not None else ()
 
 
-class _Problems:
-    """Collects problems with their paths instead of stopping at the first."""
+class _Problems(Reader):
+    """The configuration reader, where a key set to ``null`` reads as not set (as Go's YAML decoder has it)."""
 
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path}: {message}")
-
-    def mapping(self, value: Any, path: str, allowed: set[str] | None) -> dict[Any, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.add(path, "must be a mapping")
-            return {}
-        for key in value:
-            if allowed is not None and key not in allowed:
-                self.add(_join(path, str(key)), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
-        return value
-
-    def read(self, data: Mapping[Any, Any], path: str, key: str, default: Any, convert: Callable[[Any], Any]) -> Any:
-        if data.get(key) is None:
-            return default
-        try:
-            return convert(data[key])
-        except (TypeError, ValueError) as exc:
-            self.add(_join(path, key), str(exc))
-            return default
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+    def read(self, data: Mapping[str, Any], path: str, key: str, default: Any, convert: Callable[[Any], Any]) -> Any:
+        return default if data.get(key) is None else super().read(data, path, key, default, convert)
 
 
 def load_web_config(path: str | Path) -> WebConfig:
@@ -161,12 +135,12 @@ def web_config_from_data(data: Any, source: str = "web config", base_dir: Path |
         tls=_tls(problems, top.get("tls_server_config"), base_dir),
         basic_auth_users=_users(problems, top.get("basic_auth_users")),
         headers=_headers(problems, http.get("headers")),
-        http2=problems.read(http, "http_server_config", "http2", True, _bool),
+        http2=problems.read(http, "http_server_config", "http2", True, flag),
         rate_limit=_rate_limit(problems, top.get("rate_limit")),
         basic_auth_excluded_paths=problems.read(top, "", "basic_auth_excluded_paths", (), _paths),
     )
-    if problems.items:
-        raise ConfigError(problems.items, source)
+    if problems.problems:
+        raise ConfigError(problems.problems, source)
     return config
 
 
@@ -190,7 +164,7 @@ def _tls(problems: _Problems, value: Any, base_dir: Path | None) -> TlsServerCon
         min_version=read(data, path, "min_version", "TLS12", _tls_version),
         max_version=read(data, path, "max_version", "TLS13", _tls_version),
         cipher_suites=read(data, path, "cipher_suites", (), _ciphers),
-        prefer_server_cipher_suites=read(data, path, "prefer_server_cipher_suites", True, _bool),
+        prefer_server_cipher_suites=read(data, path, "prefer_server_cipher_suites", True, flag),
         curve_preferences=read(data, path, "curve_preferences", (), _curves),
     )
     enabled = any(data.get(k) for k in ("cert", "key", "client_ca", "cert_file", "key_file", "client_ca_file"))
@@ -204,33 +178,33 @@ def _check_tls(problems: _Problems, tls: TlsServerConfig, data: Mapping[str, Any
     path = "tls_server_config"
     for inline, file in (("cert", "cert_file"), ("key", "key_file"), ("client_ca", "client_ca_file")):
         if data.get(inline) and data.get(file):
-            problems.add(path, f"set either {inline} or {file}, not both")
+            problems.fail(path, f"set either {inline} or {file}, not both")
     for inline, file in (("cert", "cert_file"), ("key", "key_file")):
         if not data.get(inline) and not data.get(file):
-            problems.add(path, f"missing one of {inline} or {file}")
+            problems.fail(path, f"missing one of {inline} or {file}")
     has_ca = tls.client_ca_file is not None or tls.client_ca is not None
     if has_ca and tls.client_auth_type == "NoClientCert":
-        problems.add(f"{path}.client_auth_type", "a client CA is configured without a client auth type")
+        problems.fail(f"{path}.client_auth_type", "a client CA is configured without a client auth type")
     if tls.client_auth_type == "RequireAnyClientCert" and not has_ca:
-        problems.add(
+        problems.fail(
             f"{path}.client_auth_type",
             "RequireAnyClientCert needs client_ca_file here: client certificates are always verified "
             "(use RequireAndVerifyClientCert)",
         )
     if tls.client_allowed_sans and tls.client_auth_type not in ("RequireAnyClientCert", "RequireAndVerifyClientCert"):
-        problems.add(
+        problems.fail(
             f"{path}.client_allowed_sans",
             "requires client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert",
         )
     if TLS_VERSIONS.index(tls.min_version) > TLS_VERSIONS.index(tls.max_version):
-        problems.add(f"{path}.min_version", "is above max_version")
+        problems.fail(f"{path}.min_version", "is above max_version")
 
 
 def _file_reader(
     problems: _Problems, path: str, base_dir: Path | None
 ) -> Callable[[Mapping[str, Any], str], Path | None]:
     def file(data: Mapping[str, Any], key: str) -> Path | None:
-        name = problems.read(data, path, key, None, _text)
+        name = problems.read(data, path, key, None, plain_text)
         if not name:
             return None
         resolved = Path(name) if base_dir is None else base_dir / name
@@ -238,7 +212,7 @@ def _file_reader(
             with resolved.open("rb"):
                 pass
         except OSError as exc:
-            problems.add(f"{path}.{key}", f"cannot read {resolved}: {_reason(exc)}")
+            problems.fail(f"{path}.{key}", f"cannot read {resolved}: {_reason(exc)}")
         return resolved
 
     return file
@@ -283,9 +257,9 @@ def _users(problems: _Problems, value: Any) -> dict[str, str]:
     users: dict[str, str] = {}
     for name, hashed in data.items():
         if not isinstance(name, str) or not name:
-            problems.add("basic_auth_users", "user names must be non-empty strings")
+            problems.fail("basic_auth_users", "user names must be non-empty strings")
         elif not isinstance(hashed, str) or not _BCRYPT.match(hashed):
-            problems.add(
+            problems.fail(
                 f"basic_auth_users.{name}",
                 "is not a bcrypt hash (such as htpasswd -nBC 10 \"\" | tr -d ':\\n' prints)",
             )
@@ -302,11 +276,11 @@ def _headers(problems: _Problems, value: Any) -> dict[str, str]:
         allowed = HEADERS.get(name) if isinstance(name, str) else None
         text = _scalar_text(raw)
         if allowed is None:
-            problems.add(path, f"cannot be configured (allowed: {', '.join(HEADERS)})")
+            problems.fail(path, f"cannot be configured (allowed: {', '.join(HEADERS)})")
         elif not isinstance(text, str) or any(c in text for c in "\r\n\0"):
-            problems.add(path, "must be a one-line string")
+            problems.fail(path, "must be a one-line string")
         elif allowed and text not in allowed:
-            problems.add(path, f"must be one of: {', '.join(allowed)}")
+            problems.fail(path, f"must be one of: {', '.join(allowed)}")
         elif text:
             headers[name] = text
     return headers
@@ -319,7 +293,7 @@ def _rate_limit(problems: _Problems, value: Any) -> RateLimit | None:
     if interval <= 0:
         return None
     if burst < 1:
-        problems.add("rate_limit.burst", "must be at least 1 when an interval is set (0 would refuse every request)")
+        problems.fail("rate_limit.burst", "must be at least 1 when an interval is set (0 would refuse every request)")
     return RateLimit(interval, burst)
 
 
@@ -340,12 +314,6 @@ def go_duration(value: Any) -> float:
 # -- scalars ----------------------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value
-
-
 def _scalar_text(value: Any) -> Any:
     """A YAML scalar as Go's YAML decoder turns it into a string (``1`` → ``"1"``); others unchanged."""
     if isinstance(value, bool):
@@ -354,13 +322,7 @@ def _scalar_text(value: Any) -> Any:
 
 
 def _optional_text(value: Any) -> str | None:
-    return _text(value) or None
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
+    return plain_text(value) or None
 
 
 def _non_negative_int(value: Any) -> int:

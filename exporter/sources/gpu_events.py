@@ -29,15 +29,14 @@ class XidWatcher:
         self._set: Any = None
         self._watched: dict[str, int] = {}
         """UUID → index of the GPUs registered on the event set."""
-        self._by_handle: dict[int, tuple[int, str]] = {}
+        self._by_handle: dict[int, str] = {}
+        """Handle address → UUID, to name the GPU of an event without asking NVML."""
         self._counts: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.unavailable: str | None = None
         """Why XID events cannot be watched at all, ``None`` while they can."""
-        self.unwatched: dict[str, str] = {}
-        """UUID → why that GPU cannot report XID events."""
 
     def start(self) -> bool:
         """Create the event set and start the thread; ``False`` when NVML has no events here."""
@@ -56,13 +55,11 @@ class XidWatcher:
         m = self._nvml.module
         if self._set is None or self._watched.get(uuid) == index:
             return
-        try:
+        with contextlib.suppress(m.NVMLError):  # this GPU cannot report XID events: skipped
             m.nvmlDeviceRegisterEvents(handle, m.nvmlEventTypeXidCriticalError, self._set)
-        except m.NVMLError as exc:
-            self.unwatched[uuid] = str(exc)
         self._watched[uuid] = index
         with self._lock:
-            self._by_handle[_address(handle)] = (index, uuid)
+            self._by_handle[_address(handle)] = uuid
 
     def counts(self) -> tuple[XidCount, ...]:
         """Every (GPU, XID) seen so far with its count, ordered by GPU index and XID."""
@@ -104,7 +101,7 @@ class XidWatcher:
         with self._lock:
             known = self._by_handle.get(_address(device))
         if known is not None:
-            return known[1]
+            return known
         m = self._nvml.module
         try:
             return text(m.nvmlDeviceGetUUID(device))

@@ -20,7 +20,7 @@ from exporter.config import ServerConfig
 from exporter.model import ServerSample
 from exporter.sources.access import AccessError, UpstreamAccess, redact_url
 from exporter.sources.servers import Adapter, ParseError, detect, get_adapter
-from exporter.sources.servers._text import exceeds_series, series_limit
+from exporter.sources.servers._text import series_limit
 
 
 class ScrapeError(Exception):
@@ -71,7 +71,7 @@ async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> byte
 
 def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return text.splitlines()[0][:200]
 
 
 class ServerScraper:
@@ -112,8 +112,6 @@ class ServerScraper:
         return await fetch_text(self._session, url, timeout=remaining, max_bytes=self._max_body_bytes, options=options)
 
     def _adapter_for(self, text: str) -> Adapter:
-        if exceeds_series(text, self._max_series):
-            raise ScrapeError(f"body has more than {self._max_series} series (max_series_per_server)")
         if self.adapter is not None:
             return self.adapter
         try:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
-from exporter.model import GpuView, Snapshot, SourceStatus
-from exporter.poller import NOT_POLLED
+from exporter.exposition.gpu_families import gpu_key
+from exporter.model import NOT_POLLED, GpuView, Snapshot, SourceStatus
 from exporter.status.figures import (
     GIB,
     GPU_SPECS,
@@ -122,7 +122,7 @@ def points(snapshot: Snapshot) -> Iterable[Point]:
         for spec in MODEL_SPECS:
             yield Point((spec.metric.name, labels), row.server.name, _round(spec.get(row)))
     for gpu in snapshot.gpus:
-        gpu_labels = _gpu_labels(gpu)
+        gpu_labels = gpu_key(gpu)
         for gpu_spec in GPU_SPECS:
             yield Point((gpu_spec.metric.name, gpu_labels), None, _round(gpu_spec.get(gpu)))
 
@@ -178,7 +178,7 @@ def _missing_model_note(server_up: bool) -> str:
 
 
 def _gpu_cards(snapshot: Snapshot, history: History) -> Iterable[Card]:
-    current = {_gpu_labels(g): g for g in snapshot.gpus}
+    current = {gpu_key(g): g for g in snapshot.gpus}
     remembered = {labels for metric, labels in history.series_keys() if metric in GPU_METRICS and len(labels) == 2}
     lost = {(str(index), uuid) for index, uuid in snapshot.lost_gpus}
     extra = sorted((remembered | lost) - current.keys(), key=lambda k: (int(k[0]) if k[0].isdigit() else -1, k[1]))
@@ -247,10 +247,6 @@ def _range(spec: Spec[T], values: list[float | None], currency: str, window: flo
     if not known:
         return f"{spec.caption}, {span}: no data yet"
     return f"{spec.caption}, {span}: from {spec.text(min(known), currency)} to {spec.text(max(known), currency)}"
-
-
-def _gpu_labels(gpu: GpuView) -> tuple[str, str]:
-    return (str(gpu.sample.index), gpu.sample.uuid)
 
 
 # -- sources and summary -------------------------------------------------------------------------

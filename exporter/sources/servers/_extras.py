@@ -17,12 +17,17 @@ MAX_VERSION_LENGTH = 64
 MAX_MODEL_LENGTH = 256
 
 
-def json_object(body: str, what: str) -> dict[str, Any]:
-    """Parse ``body`` as a JSON object; raise ``ParseError`` naming ``what`` otherwise."""
+def json_value(body: str, what: str) -> Any:
+    """Parse ``body`` as JSON; raise ``ParseError`` naming ``what`` otherwise."""
     try:
-        value = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ParseError(f"{what} did not answer with JSON") from None
+
+
+def json_object(body: str, what: str) -> dict[str, Any]:
+    """Parse ``body`` as a JSON object; raise ``ParseError`` naming ``what`` otherwise."""
+    value = json_value(body, what)
     if not isinstance(value, dict):
         raise ParseError(f"{what} did not answer with a JSON object")
     return value

@@ -164,18 +164,19 @@ def model_sample(model: str, readings: Readings) -> ModelSample:
     )
 
 
-def no_metrics(kind: str, example: str) -> ParseError:
-    """The error for a body that has none of the families an adapter reads."""
-    return ParseError(f"no {kind} metrics found (expected families such as {example})")
-
-
 def parse_table(text: str, table: Table, *, kind: str, counting: TokenCounting, example: str) -> ServerSample:
     """Parse a whole body with one table; raise ``ParseError`` when it has none of the table's families."""
     found = scan(text, table.names())
-    readings = read(found, table)
+    return to_sample(found, read(found, table), kind=kind, counting=counting, example=example)
+
+
+def to_sample(
+    found: Mapping[str, Series], readings: Readings, *, kind: str, counting: TokenCounting, example: str
+) -> ServerSample:
+    """The sample of every model in ``readings``; raise ``ParseError`` (naming ``example``) when there is none."""
     models = readings.model_names()
     if not models:
-        raise no_metrics(kind, example)
+        raise ParseError(f"no {kind} metrics found (expected families such as {example})")
     return ServerSample(
         kind=kind,
         models={model: model_sample(model, readings) for model in sorted(models)},

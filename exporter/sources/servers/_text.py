@@ -92,15 +92,15 @@ def series_limit(limit: int) -> Iterator[None]:
         _SERIES_LIMIT.reset(token)
 
 
-def scan(text: str, names: Collection[str], *, max_series: int | None = None) -> dict[str, Series]:
+def scan(text: str, names: Collection[str]) -> dict[str, Series]:
     """Return the samples of the wanted metric names (full sample names, such as ``x_bucket``).
 
-    Raises ``ParseError`` for more than ``max_series`` sample lines (by default the limit set with
-    ``series_limit``, else ``DEFAULT_MAX_SERIES``), a duplicate series, a line of a wanted family that
-    is cut short or malformed, a line longer or with more labels than the caps, or a value that is not
-    a number.
+    Raises ``ParseError`` for more sample lines than the limit set with ``series_limit`` (else
+    ``DEFAULT_MAX_SERIES``), a duplicate series, a line of a wanted family that is cut short or
+    malformed, a line longer or with more labels than the caps, or a value that is not a number.
+    This is the one series cap of a poll: the scraper sets the limit, every adapter's parse meets it.
     """
-    check_series_count(text, _SERIES_LIMIT.get() if max_series is None else max_series)
+    check_series_count(text, _SERIES_LIMIT.get())
     found: dict[str, Series] = {}
     seen: set[tuple[str, str]] = set()
     for match in _line_pattern(frozenset(names)).finditer("\n" + text):
@@ -282,7 +282,7 @@ def exceeds_series(text: str, limit: int) -> bool:
     """Whether the body has more than ``limit`` sample lines.
 
     Counting newlines runs at memory speed; a body with fewer lines than the limit (nearly every
-    body) needs nothing more. This runs twice per poll of every server.
+    body) needs nothing more.
     """
     return text.count("\n") >= limit and count_series(text, limit) > limit
 
@@ -290,4 +290,4 @@ def exceeds_series(text: str, limit: int) -> bool:
 def check_series_count(text: str, limit: int) -> None:
     """Raise ``ParseError`` when the body has more than ``limit`` sample lines."""
     if exceeds_series(text, limit):
-        raise ParseError(f"body has more than {limit} series (the limit)")
+        raise ParseError(f"body has more than {limit} series (max_series_per_server)")

@@ -7,12 +7,12 @@ Sample of what it reads (no labels; values print with 6 significant digits, so `
     llamacpp:requests_processing 0
     llamacpp:requests_deferred 0
 
-``tokens_predicted_total`` moves only when a request finishes, so two more endpoints are read after
-``/metrics``, in this order (as paths relative to the metrics URL, so a proxy prefix is kept):
+``tokens_predicted_total`` moves only when a request finishes, so two more endpoints are read, together,
+once ``/metrics`` has answered (as paths relative to the metrics URL, so a proxy prefix is kept):
 
 - ``/slots``: each busy slot's ``n_decoded`` (tokens generated so far by its unfinished request)
   becomes ``generation_tokens_in_flight``, from which ``derive`` makes a live rate. Read right after
-  ``/metrics`` so that little can finish in between.
+  ``/metrics`` so that little can finish in between (``derive.observe_model`` copes with what does).
 - ``/v1/models``: names the model (the body has no model label) when the server serves exactly one.
   The config's ``model:`` wins over it.
 
@@ -24,13 +24,12 @@ them. Older servers also have ``kv_cache_usage_ratio``, read where present.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from typing import Any
 
 from exporter.model import ModelSample, ServerSample, TokenCounting
 from exporter.sources.servers._base import Adapter, ExtraEndpoint, ParseError, register
-from exporter.sources.servers._extras import MAX_MODEL_LENGTH, json_object, text_field, with_model_name
+from exporter.sources.servers._extras import MAX_MODEL_LENGTH, json_object, json_value, text_field, with_model_name
 from exporter.sources.servers._text import Series, mentions, scan
 
 PREFIX = "llamacpp:"
@@ -75,10 +74,7 @@ def detect(text: str) -> bool:
 
 
 def _slot_list(body: str) -> list[dict[str, Any]]:
-    try:
-        slots = json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise ParseError("GET /slots did not answer with JSON") from None
+    slots = json_value(body, "GET /slots")
     if not isinstance(slots, list) or not all(isinstance(slot, dict) for slot in slots):
         raise ParseError("GET /slots did not answer with a list of slot objects")
     return slots

@@ -7,10 +7,10 @@ Sample of what it reads::
     generation_tokens_total{model_name="meta/llama-3.1-8b-instruct"} 174.0
     request_finish_total{finished_reason="length",model_name="meta/llama-3.1-8b-instruct"} 5.0
 
-Everything but finished requests is read by the vLLM adapter's ``parse_families`` with an empty
-prefix; token counters move every iteration (incremental). NIM's ``request_success_total`` counts
-only requests that finished with ``stop`` or ``length``, so finished requests come from
-``request_finish_total`` (every finish reason), else from success plus ``request_failure_total``.
+Everything but finished requests is read with the vLLM adapter's ``table`` without a prefix; token
+counters move every iteration (incremental). NIM's ``request_success_total`` counts only requests
+that finished with ``stop`` or ``length``, so finished requests come from ``request_finish_total``
+(every finish reason), else from success plus ``request_failure_total`` (one scan reads both).
 The version comes from the ``version`` endpoint next to the metrics path (``/v1/version`` beside
 ``/v1/metrics``; its ``release``), read on every poll right after the metrics.
 
@@ -23,21 +23,25 @@ from __future__ import annotations
 
 import dataclasses
 
-from exporter.model import ServerSample
+from exporter.model import ServerSample, TokenCounting
+from exporter.sources.servers import vllm
 from exporter.sources.servers._base import Adapter, ExtraEndpoint, register
 from exporter.sources.servers._extras import MAX_VERSION_LENGTH, json_object, text_field, with_version
-from exporter.sources.servers._families import Alternatives, counter
+from exporter.sources.servers._families import Alternatives, counter, read, to_sample
 from exporter.sources.servers._text import mentions, scan
-from exporter.sources.servers.vllm import MODEL_LABEL, parse_families
 
+TABLE = vllm.table("")
 FINISHED: Alternatives = (("request_finish_total",), ("request_success_total", "request_failure_total"))
+NAMES = TABLE.names() | {name for names in FINISHED for name in names}
 MARKERS = ("num_requests_running", "generation_tokens_total", "gpu_cache_usage_perc", "num_request_max")
 
 
 def parse(text: str) -> ServerSample:
     """Parse a NIM for LLMs ``/v1/metrics`` body."""
-    sample = parse_families(text, "", "nim")
-    finished = counter(scan(text, {name for names in FINISHED for name in names}), "", FINISHED, MODEL_LABEL)
+    found = scan(text, NAMES)
+    counting = TokenCounting.INCREMENTAL
+    sample = to_sample(found, read(found, TABLE), kind="nim", counting=counting, example="generation_tokens_total")
+    finished = counter(found, "", FINISHED, vllm.MODEL_LABEL)
     models = {
         model: dataclasses.replace(values, requests_finished=finished[model]) if model in finished else values
         for model, values in sample.models.items()

@@ -32,16 +32,8 @@ from collections.abc import Mapping
 from exporter.model import ServerSample, TokenCounting
 from exporter.sources.servers import vllm
 from exporter.sources.servers._base import Adapter, register
-from exporter.sources.servers._families import (
-    Readings,
-    Table,
-    Values,
-    merge,
-    model_sample,
-    no_metrics,
-    read,
-)
-from exporter.sources.servers._text import Series, mentions, process_start_time, scan, sum_by
+from exporter.sources.servers._families import Readings, Table, Values, merge, read, to_sample
+from exporter.sources.servers._text import Series, mentions, scan, sum_by
 
 MODEL_LABEL = "model"
 TRT_REQUESTS = "nv_trt_llm_request_metrics"
@@ -55,14 +47,7 @@ TRT_TABLE = Table(
     gauges={"requests_running": (f"{TRT_REQUESTS}/active",), "requests_waiting": (f"{TRT_REQUESTS}/waiting",)},
     ratios={"kv_cache_usage_ratio": (f"{TRT_KV}/fraction",)},
 )
-VLLM_TABLE = Table(
-    prefix="vllm:",
-    model_label=MODEL_LABEL,
-    counters={field: tuple((family,) for family in families) for field, families in vllm.COUNTERS.items()},
-    gauges=dict(vllm.GAUGES),
-    ratios={"kv_cache_usage_ratio": vllm.KV_CACHE},
-    histograms=dict(vllm.HISTOGRAMS),
-)
+VLLM_TABLE = vllm.table("vllm:", MODEL_LABEL)
 CORE_TABLE = Table(
     prefix="",
     model_label=MODEL_LABEL,
@@ -109,15 +94,8 @@ def parse(text: str) -> ServerSample:
     trt, vllm_backend, core = (read(found, table) for table in (TRT_TABLE, VLLM_TABLE, CORE_TABLE))
     blocks = Readings({"kv_cache_usage_ratio": kv_from_blocks(found)}, {})
     readings = merge([trt, blocks, vllm_backend, core])
-    models = readings.model_names()
-    if not models:
-        raise no_metrics("triton", "nv_inference_request_success")
-    return ServerSample(
-        kind="triton",
-        models={model: model_sample(model, readings) for model in sorted(models)},
-        token_counting=_counting(vllm_backend, core),
-        process_start_time_seconds=process_start_time(found),
-    )
+    counting = _counting(vllm_backend, core)
+    return to_sample(found, readings, kind="triton", counting=counting, example="nv_inference_request_success")
 
 
 def _counting(vllm_backend: Readings, core: Readings) -> TokenCounting:
