@@ -23,8 +23,8 @@ from bench.upstream import Upstream
 from exporter import logging as exporter_logging
 from exporter.exposition.cache import Variant
 from exporter.fakes.nvml import h100_node
-from exporter.poller import Poller
-from exporter.service import Service
+from exporter.poll.poller import Poller
+from exporter.serve.service import Service
 from exporter.sources.gpu import GpuSource
 from tests.helpers import Clock
 
@@ -51,7 +51,8 @@ async def profile(servers: int, rounds: int) -> object:
                 clock=clock,
                 wall=lambda: WALL_OFFSET + clock(),
             )
-            await poller.poll_gpus()
+            await poller.poll_gpus_slow()
+            await poller.poll_gpus_fast()
             await poller.poll_servers()
             profiler.start()
             for _ in range(rounds):

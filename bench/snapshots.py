@@ -13,7 +13,7 @@ from bench.upstream import Upstream
 from exporter.config import Config, GpuConfig, PricingConfig, ServerConfig
 from exporter.fakes.nvml import h100_node
 from exporter.model import Snapshot
-from exporter.poller import Poller
+from exporter.poll.poller import Poller
 from exporter.sources.gpu import GpuSource
 from tests.helpers import Clock
 
@@ -61,7 +61,8 @@ async def build_snapshot(servers: int, gpus: int = 8) -> Snapshot:
                 wall=lambda: WALL_OFFSET + clock(),
             )
             for _ in range(3):
-                await poller.poll_gpus()
+                await poller.poll_gpus_slow()
+                await poller.poll_gpus_fast()
                 await poller.poll_servers()
                 clock.advance(5.0)
             return poller.snapshot()

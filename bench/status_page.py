@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from exporter.config import Config
 from exporter.model import Snapshot
-from exporter.status import Links, StatusBoard
-from exporter.status.view import points
+from exporter.serve.status import Links, StatusBoard
+from exporter.serve.status.view import points
 from tests import status_snapshots as make
 
 

@@ -24,11 +24,12 @@ from aiohttp import web
 from exporter import __version__
 from exporter import logging as exporter_logging
 from exporter.config import Config, ConfigError, load_config
-from exporter.config_gpu import with_downward_api
-from exporter.sdnotify import Notifier
-from exporter.security.guard import WebSecurity
-from exporter.service import GpuFactory, Service, default_gpu_factory, gpu_options
-from exporter.web import WebSettings, build_app
+from exporter.config.kubernetes import with_downward_api
+from exporter.serve.sdnotify import Notifier
+from exporter.serve.security.guard import WebSecurity
+from exporter.serve.service import GpuFactory, Service, default_gpu_factory, gpu_options
+from exporter.serve.web import WebSettings, build_app
+from exporter.sources.servers import adapter_kinds
 
 DEFAULT_PORT = 9842
 DEFAULT_LISTEN = f":{DEFAULT_PORT}"
@@ -120,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo, suppress=True)
     inspect = commands.add_parser("inspect", help="parse one /metrics body and print the normalized values")
     inspect.add_argument("source", help="a file, - for stdin, or an http(s) URL")
+    kinds = adapter_kinds()
     inspect.add_argument(
-        "--kind", default="auto", help="auto (detect; default), vllm, nim, tgi, sglang, triton, llamacpp or lmdeploy"
+        "--kind", default="auto", help=f"auto (detect; default), {', '.join(kinds[:-1])} or {kinds[-1]}"
     )
     inspect.add_argument("--timeout", type=float, default=5.0, help="seconds for a URL (default 5)")
     return parser
@@ -204,7 +206,8 @@ def _load_config(path: str | None) -> Config:
     The exporter's own pod comes from the downward API (``POD_NAMESPACE``, ``POD_NAME``) where the file
     does not name it.
     """
-    return with_downward_api(load_config(path) if path else Config(), os.environ)
+    config = load_config(path, kinds=adapter_kinds()) if path else Config()
+    return with_downward_api(config, os.environ)
 
 
 def _simulated(scenario: str) -> GpuFactory:

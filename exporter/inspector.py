@@ -25,9 +25,10 @@ import aiohttp
 
 from exporter.config import ServerConfig
 from exporter.model import ServerSample
-from exporter.sources.scrape import ScrapeError, ServerScraper
 from exporter.sources.servers import ParseError, adapter_kinds, detect, get_adapter
-from exporter.sources.servers._text import DEFAULT_MAX_SERIES
+from exporter.sources.servers._text import DEFAULT_MAX_SERIES, check_series_count
+from exporter.sources.upstream.fetch import UpstreamError
+from exporter.sources.upstream.reader import ServerReader
 
 MAX_BYTES = 16 * 1024 * 1024
 """The largest body read, as the exporter's default ``max_body_bytes``."""
@@ -72,6 +73,7 @@ def parse_local(text: str, kind: str) -> ServerSample:
     """Detect (``kind == "auto"``) and parse a body."""
     try:
         adapter = detect(text) if kind == "auto" else get_adapter(kind)
+        check_series_count(text, DEFAULT_MAX_SERIES)
         return adapter.parse(text)
     except ParseError as exc:
         raise InspectError(str(exc)) from None
@@ -81,10 +83,10 @@ async def poll_url(url: str, kind: str, timeout: float) -> ServerSample:
     """Poll a URL as the exporter polls a configured server."""
     config = ServerConfig(name="inspect", url=url, kind=kind, timeout=timeout)
     async with aiohttp.ClientSession() as session:
-        scraper = ServerScraper(config, session, max_body_bytes=MAX_BYTES, max_series=DEFAULT_MAX_SERIES)
+        scraper = ServerReader(config, session, max_body_bytes=MAX_BYTES, max_series=DEFAULT_MAX_SERIES)
         try:
             return await scraper.poll()
-        except ScrapeError as exc:
+        except UpstreamError as exc:
             raise InspectError(str(exc)) from None
 
 

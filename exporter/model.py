@@ -318,3 +318,5 @@ class Snapshot:
     """The kubelet pod-resources API; ``None`` when Kubernetes attribution is off."""
     missed_polls: int = 0
     """Counter: polls skipped since the start because the one before overran its interval."""
+    loop_errors: tuple[tuple[str, int], ...] = ()
+    """Counter per loop (``servers``, ``gpu_fast``, ...): iterations that failed and were survived."""

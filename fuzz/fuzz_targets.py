@@ -27,9 +27,9 @@ import atheris
 
 with atheris.instrument_imports():
     from exporter.config import ConfigError, config_from_text
-    from exporter.security.auth import BasicAuth, parse_basic
-    from exporter.security.tls import server_context
-    from exporter.security.webconfig import web_config_from_text
+    from exporter.serve.security.auth import BasicAuth, parse_basic
+    from exporter.serve.security.tls import server_context
+    from exporter.serve.security.webconfig import web_config_from_text
     from exporter.sources.servers import ParseError, adapter_kinds, get_adapter
 
 _AUTH = BasicAuth({"alice": "$2b$04$" + "a" * 53})
@@ -52,7 +52,7 @@ def parsers(data: bytes) -> None:
 def config(data: bytes) -> None:
     """The configuration loads or raises ``ConfigError``."""
     with contextlib.suppress(ConfigError):
-        config_from_text(_text(data))
+        config_from_text(_text(data), kinds=adapter_kinds())
 
 
 def webconfig(data: bytes) -> None:

@@ -14,9 +14,9 @@ from exporter.config import Config, GpuConfig, PricingConfig, ServerConfig
 from exporter.exposition.cache import Exposition, Variant
 from exporter.fakes.nvml import FakeNvml
 from exporter.model import Snapshot
-from exporter.poller import Poller
+from exporter.poll.poller import Poller
 from exporter.sources.gpu import GpuSource
-from tests.helpers import Clock, ScriptedServer, scripted_server
+from tests.helpers import Clock, ScriptedServer, gpu_loops_once, scripted_server
 
 PRICES = PricingConfig(gpu_hourly_cost={"default": 2.0, "NVIDIA H100 80GB HBM3": 3.0}, energy_cost_per_kwh=0.12)
 
@@ -75,7 +75,7 @@ class Node:
         for _ in range(count):
             for name, server in self.servers.items():
                 server.body = vllm_body(self.clock.now * (rates or {}).get(name, 0.0))
-            await self.poller.poll_gpus()
+            await gpu_loops_once(self.poller)
             await self.poller.poll_servers()
             self.clock.advance(step)
         return self.poller.snapshot()

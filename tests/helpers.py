@@ -22,6 +22,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from exporter.config import Config, config_from_data, config_from_text, load_config
+from exporter.poll.poller import Poller
+from exporter.sources.servers import adapter_kinds
+
 EXPORTER = [sys.executable, "-m", "exporter"]
 
 
@@ -284,3 +288,28 @@ def background_loop() -> Iterator[BackgroundLoop]:
         yield loop
     finally:
         loop.close()
+
+
+KINDS = adapter_kinds()
+"""The server kinds the command line hands the configuration (every registered adapter)."""
+
+
+def parse_config(text: str, source: str = "config") -> Config:
+    """Parse and validate YAML text as the exporter does, with every adapter's kind valid."""
+    return config_from_text(text, source, kinds=KINDS)
+
+
+def read_config(path: str | Path) -> Config:
+    """Read and validate a config file as the exporter does."""
+    return load_config(path, kinds=KINDS)
+
+
+def config_of(data: object, source: str = "config") -> Config:
+    """Validate parsed YAML data as the exporter does."""
+    return config_from_data(data, source, kinds=KINDS)
+
+
+async def gpu_loops_once(poller: Poller) -> None:
+    """One iteration of the slow GPU loop, then one of the fast one: what production runs at start."""
+    await poller.poll_gpus_slow()
+    await poller.poll_gpus_fast()

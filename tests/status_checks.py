@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.status.figures import GPU_SPECS, MODEL_SPECS, Spec, display
+from exporter.serve.status.figures import GPU_SPECS, MODEL_SPECS, Spec, display
 
 SPECS: dict[str, Spec[Any]] = {spec.metric.name: spec for spec in MODEL_SPECS} | {
     spec.metric.name: spec for spec in GPU_SPECS

@@ -19,7 +19,8 @@ import pytest
 
 from exporter.attribution.podresources import api_pb2, api_pb2_grpc
 from exporter.config import Config, ServerConfig
-from exporter.config_gpu import KubernetesConfig, PodSelector, with_downward_api
+from exporter.config.kubernetes import with_downward_api
+from exporter.config.model import KubernetesConfig, PodSelector
 from exporter.fakes.nvml import h100_node, mig_node
 from tests.gpu_support import node, series, text_of, value
 from tests.helpers import Clock

@@ -18,7 +18,7 @@ from bench.snapshots import build_snapshot, gpus_of
 from bench.upstream import Rate, vllm_template
 from exporter.config import Config
 from exporter.exposition.cache import Variant
-from exporter.service import Service
+from exporter.serve.service import Service
 from exporter.sources.servers import vllm
 from tests.helpers import Clock
 

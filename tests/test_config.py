@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.config import Config, ConfigError, config_from_text, load_config, parse_duration
+from exporter.config import Config, ConfigError, parse_duration
+from tests.helpers import config_of, parse_config, read_config
 
 FULL = """
 poll_interval: 5s
@@ -30,7 +31,7 @@ servers:
 
 
 def test_the_documented_example_config_loads_with_its_values() -> None:
-    config = config_from_text(FULL)
+    config = parse_config(FULL)
     assert config.poll_interval == 5.0
     assert config.rate_window == 60.0
     assert config.pricing.gpu_hourly_cost == {"default": 2.5, "NVIDIA H100 80GB HBM3": 3.0}
@@ -47,7 +48,7 @@ def test_the_documented_example_config_loads_with_its_values() -> None:
 
 
 def test_an_empty_file_gives_the_defaults() -> None:
-    assert config_from_text("") == Config()
+    assert parse_config("") == Config()
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,7 @@ def test_durations_reject_anything_else(text: str) -> None:
 
 def problems(text: str) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        config_from_text(text, "test.yml")
+        parse_config(text, "test.yml")
     return info.value.problems
 
 
@@ -134,20 +135,18 @@ def test_bad_gpu_lists_are_problems(value: str) -> None:
 
 
 def test_gpus_accept_indices_and_uuids() -> None:
-    config = config_from_text(
-        "servers:\n  - {name: a, url: 'http://127.0.0.1:1/m', gpus: [0, GPU-5d8e-1a, MIG-abc-12]}\n"
-    )
+    config = parse_config("servers:\n  - {name: a, url: 'http://127.0.0.1:1/m', gpus: [0, GPU-5d8e-1a, MIG-abc-12]}\n")
     assert config.servers[0].gpus == (0, "GPU-5d8e-1a", "MIG-abc-12")
 
 
 def test_a_missing_file_is_a_config_error(tmp_path: pytest.TempPathFactory) -> None:
     with pytest.raises(ConfigError, match="cannot read the file"):
-        load_config(f"{tmp_path}/absent.yml")
+        read_config(f"{tmp_path}/absent.yml")
 
 
 def test_the_error_message_lists_the_source_and_each_problem() -> None:
     with pytest.raises(ConfigError) as info:
-        config_from_text("poll_interval: x\nrate_window: y\n", "my.yml")
+        parse_config("poll_interval: x\nrate_window: y\n", "my.yml")
     message = str(info.value)
     assert message.startswith("my.yml: 2 problem(s)")
     assert "  poll_interval: must be a duration" in message
@@ -163,10 +162,8 @@ keys = st.sampled_from(["poll_interval", "rate_window", "pricing", "gpu", "serve
 
 @given(st.dictionaries(keys, yaml_values, max_size=6))
 def test_any_yaml_data_gives_a_config_or_a_config_error(data: dict[str, object]) -> None:
-    from exporter.config import config_from_data
-
     try:
-        config = config_from_data(data)
+        config = config_of(data)
     except ConfigError as exc:
         assert exc.problems
         assert all(isinstance(p, str) and ": " in p for p in exc.problems)

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from exporter import config_gpu
-from exporter.config import ConfigError, config_from_text
-from exporter.config_gpu import DEFAULT_KUBELET_SOCKET, PodSelector, with_downward_api
+from exporter.config import checks
+from exporter.config import ConfigError
+from exporter.config.kubernetes import with_downward_api
+from exporter.config.model import DEFAULT_KUBELET_SOCKET, PodSelector
+from tests.helpers import parse_config
 
 
 def problems(text: str) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        config_from_text(text)
+        parse_config(text)
     return caught.value.problems
 
 
 def test_gpu_cadences_default_to_one_and_ten_seconds_with_xid_on_and_gpm_off() -> None:
-    config = config_from_text("servers: []\n")
+    config = parse_config("servers: []\n")
     assert (config.gpu.fast_interval, config.gpu.slow_interval) == (1.0, 10.0)
     assert config.gpu.xid_events and not config.gpu.gpm
     assert not config.kubernetes.enabled and config.kubernetes.socket == DEFAULT_KUBELET_SOCKET
 
 
 def test_gpus_auto_and_a_pod_selector_parse() -> None:
-    config = config_from_text(
+    config = parse_config(
         "kubernetes: {enabled: true, refresh_interval: 15s}\n"
         "gpu: {fast_interval: 500ms, slow_interval: 5s, gpm: true, xid_events: false}\n"
         "servers:\n"
@@ -68,7 +70,7 @@ def test_cadences_that_contradict_each_other_are_problems() -> None:
 
 
 def test_kubernetes_without_the_optional_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_gpu, "grpc_installed", lambda: False)
+    monkeypatch.setattr(checks, "grpc_installed", lambda: False)
     (problem,) = problems("kubernetes: {enabled: true}\n")
     assert problem == (
         "kubernetes.enabled: needs the kubernetes extra, which is not installed: "
@@ -77,9 +79,9 @@ def test_kubernetes_without_the_optional_extra_says_how_to_install_it(monkeypatc
 
 
 def test_the_downward_api_names_the_exporters_own_pod_unless_the_file_does() -> None:
-    config = config_from_text("kubernetes: {enabled: true}\n")
+    config = parse_config("kubernetes: {enabled: true}\n")
     env = {"POD_NAMESPACE": "llm", "POD_NAME": "vllm-0"}
     assert with_downward_api(config, env).kubernetes.own_pod == ("llm", "vllm-0")
     assert with_downward_api(config, {}).kubernetes.own_pod is None
-    named = config_from_text("kubernetes: {enabled: true, pod_namespace: a, pod_name: b}\n")
+    named = parse_config("kubernetes: {enabled: true, pod_namespace: a, pod_name: b}\n")
     assert with_downward_api(named, env).kubernetes.own_pod == ("a", "b")

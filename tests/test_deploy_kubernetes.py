@@ -22,8 +22,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporter.config import config_from_text
 from tests.conftest import FIXTURES, require_tool
+from tests.helpers import parse_config
 
 ROOT = Path(__file__).parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"
@@ -224,7 +224,7 @@ def exporter_configs() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("where", "text"), exporter_configs(), ids=[w for w, _ in exporter_configs()])
 def test_every_exporter_config_in_a_configmap_is_accepted_by_the_exporter(where: str, text: str) -> None:
-    config_from_text(text, where)
+    parse_config(text, where)
 
 
 def test_every_exporter_container_mounts_its_configmap_where_its_flags_point() -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import build_parser
-from exporter.config import load_config
 from tests.conftest import require_tool
+from tests.helpers import read_config
 
 ROOT = Path(__file__).parent.parent
 SYSTEMD = ROOT / "deploy" / "systemd"
@@ -89,7 +89,7 @@ def test_the_unit_runs_unprivileged_reloads_on_sighup_and_tells_systemd_when_rea
 
 
 def test_the_example_config_and_flags_are_accepted_by_the_exporter() -> None:
-    load_config(SYSTEMD / "config.yml")
+    read_config(SYSTEMD / "config.yml")
     (exec_start,) = [v for k, v in directives(UNIT.read_text(encoding="utf-8")) if k == "ExecStart"]
     env = dict(directives((SYSTEMD / "inference-throughput-exporter.env").read_text(encoding="utf-8")))
     flags = shlex.split(exec_start)[1:-1] + shlex.split(shlex.split(env["EXPORTER_ARGS"])[0])

@@ -20,10 +20,10 @@ from exporter.exposition.cache import Exposition, Variant
 from exporter.exposition.text import escape_label, format_value
 from exporter.fakes.nvml import h100_node
 from exporter.model import Snapshot
-from exporter.poller import Poller
+from exporter.poll.poller import Poller
 from exporter.sources.gpu import GpuSource
 from tests.conftest import fixture_text, require_tool
-from tests.helpers import Clock, scripted_server
+from tests.helpers import Clock, gpu_loops_once, scripted_server
 
 GOLDEN = Path(__file__).parent / "golden" / "exporter.prom"
 README = Path(__file__).parent.parent / "README.md"
@@ -59,7 +59,7 @@ async def fixture_snapshot() -> Snapshot:
                 f'vllm:generation_tokens_total{{model_name="llama"}} {step * 5000.0}\n'
                 f'vllm:request_success_total{{model_name="llama"}} {step * 20.0}\n'
             )
-            await poller.poll_gpus()
+            await gpu_loops_once(poller)
             await poller.poll_servers()
             clock.advance(5.0)
             nvml.gpus[7].lost = True  # lost after the first read, so its UUID is known
@@ -74,8 +74,9 @@ def normalize(text: str) -> str:
 @pytest.mark.asyncio
 async def test_the_whole_output_matches_the_golden_file(update_golden: bool) -> None:
     body = normalize(Exposition(await fixture_snapshot()).body(Variant(False, False)).decode())
-    if update_golden or not GOLDEN.exists():
+    if update_golden:
         GOLDEN.write_text(body, encoding="utf-8")
+    assert GOLDEN.exists(), f"{GOLDEN} is missing: run pytest --update-golden, then review and commit it"
     assert body == GOLDEN.read_text(encoding="utf-8"), "run pytest --update-golden and review the diff"
 
 

@@ -16,8 +16,8 @@ from exporter.exposition.cache import GZIP_LEVEL, PLAIN_TEXT, Exposition, Varian
 from exporter.exposition.demand import UNKNOWN_INTERVAL_SECONDS, Demand
 from exporter.exposition.text import format_value, render
 from exporter.model import Histogram, Snapshot
-from exporter.poller import Poller
-from exporter.service import Service
+from exporter.poll.poller import Poller
+from exporter.serve.service import Service
 from tests.helpers import Clock, async_wait_for
 
 PROMETHEUS = Variant(openmetrics=True, gzip=True)
@@ -160,7 +160,7 @@ def test_the_service_serves_what_scrapes_ask_for_from_bytes_rendered_at_publish(
 @pytest.mark.asyncio
 async def test_a_poll_that_overruns_its_interval_is_counted_as_missed_and_served() -> None:
     clock = Clock()
-    poller = Poller(Config(), session=None, gpu_source=None, clock=clock)  # type: ignore[arg-type]
+    poller = Poller(Config(poll_interval=0.01), session=None, gpu_source=None, clock=clock)  # type: ignore[arg-type]
     polls = 0
 
     async def slow_poll() -> None:
@@ -169,7 +169,8 @@ async def test_a_poll_that_overruns_its_interval_is_counted_as_missed_and_served
         if polls == 1:
             clock.advance(0.025)  # two and a half intervals
 
-    task = asyncio.create_task(poller._every(0.01, slow_poll))
+    poller.poll_servers = slow_poll  # type: ignore[method-assign]
+    task = asyncio.create_task(poller.run())
     try:
         await async_wait_for(lambda: polls >= 3, what="three polls")
     finally:

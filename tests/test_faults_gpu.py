@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.config import Config, GpuConfig, ServerConfig
 from exporter.demo.simulator import SimulatedVllm, simulated_app
 from exporter.fakes.nvml import FakeNvml, h100_node
-from exporter.service import Service
+from exporter.serve.service import Service
+from exporter.serve.web import WebSettings, build_app
 from exporter.sources.gpu import GpuSource
-from exporter.web import WebSettings, build_app
 from tests.helpers import ExporterProcess, background_loop, get, run_exporter, sample_value, wait_for
 
 pytestmark = pytest.mark.e2e

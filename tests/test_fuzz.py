@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.cli import parse_listen_address
-from exporter.config import ConfigError, ServerConfig, config_from_text
-from exporter.config_access import header_pairs, upstream_tls
-from exporter.security.auth import BasicAuth, parse_basic
-from exporter.sources.scrape import ScrapeError, ServerScraper
-from tests.helpers import BackgroundLoop, background_loop
+from exporter.config import ConfigError, ServerConfig
+from exporter.config.access import header_pairs, upstream_tls
+from exporter.serve.security.auth import BasicAuth, parse_basic
+from exporter.sources.upstream.fetch import UpstreamError
+from exporter.sources.upstream.reader import ServerReader
+from tests.helpers import BackgroundLoop, background_loop, parse_config
 
 FEW = settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -59,7 +60,7 @@ CONFIG_WORDS = [
 @given(st.lists(st.sampled_from(CONFIG_WORDS), max_size=12))
 def test_any_config_text_gives_a_config_or_a_config_error(lines: list[str]) -> None:
     try:
-        config_from_text("\n".join(lines))
+        parse_config("\n".join(lines))
     except ConfigError as exc:
         assert exc.problems and all(p and "\n" not in p for p in exc.problems)
 
@@ -67,7 +68,7 @@ def test_any_config_text_gives_a_config_or_a_config_error(lines: list[str]) -> N
 @given(st.text(max_size=400))
 def test_any_unicode_config_text_gives_a_config_or_a_config_error(text: str) -> None:
     try:
-        config_from_text(text)
+        parse_config(text)
     except ConfigError as exc:
         assert exc.problems
 
@@ -161,12 +162,12 @@ def test_any_upstream_answer_is_a_sample_or_a_scrape_error(
 
     async def poll() -> None:
         async with aiohttp.ClientSession() as session:
-            scraper = ServerScraper(
+            scraper = ServerReader(
                 ServerConfig("fuzz", url, kind=kind, timeout=5.0), session, max_body_bytes=2048, max_series=20
             )
             try:
                 await scraper.poll()
-            except ScrapeError as exc:
+            except UpstreamError as exc:
                 assert str(exc) and "\n" not in str(exc)
 
     loop.run(poll())

@@ -11,7 +11,7 @@ import pytest
 from exporter.fakes.nvml import FakeProcess, h100_node, mig_node, old_driver_node
 from exporter.model import CLOCK_EVENT_REASONS
 from exporter.sources.gpu import GpuSource
-from exporter.sources.gpu_device import decode_clock_events
+from exporter.sources.gpu.device import decode_clock_events
 from tests.helpers import Clock, wait_for
 
 

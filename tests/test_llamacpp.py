@@ -12,7 +12,6 @@ from aiohttp import web
 
 from exporter.config import ServerConfig
 from exporter.model import ModelSample, ServerSample, TokenCounting
-from exporter.sources.scrape import ServerScraper
 from exporter.sources.servers import ParseError, detect
 from exporter.sources.servers.llamacpp import (
     merge_model_name,
@@ -21,6 +20,7 @@ from exporter.sources.servers.llamacpp import (
     parse,
     tokens_in_flight,
 )
+from exporter.sources.upstream.reader import ServerReader
 from tests.conftest import fixture_text
 from tests.helpers import listen
 
@@ -189,7 +189,7 @@ async def serving(fake: FakeLlamaServer) -> AsyncIterator[str]:
 async def poll(fake: FakeLlamaServer, model: str | None = None) -> ServerSample:
     async with serving(fake) as url, aiohttp.ClientSession() as session:
         config = ServerConfig(name="llama", url=url, kind="auto", model=model, timeout=5.0)
-        return await ServerScraper(config, session, max_body_bytes=1 << 20, max_series=1000).poll()
+        return await ServerReader(config, session, max_body_bytes=1 << 20, max_series=1000).poll()
 
 
 @pytest.mark.asyncio

@@ -11,9 +11,9 @@ import pytest_asyncio
 from exporter.config import Config, GpuConfig, PricingConfig, ServerConfig
 from exporter.fakes.nvml import h100_node, no_nvml
 from exporter.model import Snapshot
-from exporter.poller import Poller
+from exporter.poll.poller import Poller
 from exporter.sources.gpu import GpuSource
-from tests.helpers import Clock, ScriptedServer, scripted_server
+from tests.helpers import Clock, ScriptedServer, gpu_loops_once, scripted_server
 
 PRICES = PricingConfig(gpu_hourly_cost={"default": 2.0, "NVIDIA H100 80GB HBM3": 3.0}, energy_cost_per_kwh=0.12)
 
@@ -53,7 +53,7 @@ async def run_rounds(poller: Poller, clock: Clock, srv: ScriptedServer, rate: fl
     for _ in range(rounds):
         elapsed = clock.now - start
         srv.body = vllm_body(elapsed * rate, elapsed * rate / 100)
-        await poller.poll_gpus()
+        await gpu_loops_once(poller)
         await poller.poll_servers()
         clock.advance(5.0)
 
@@ -96,7 +96,7 @@ async def test_per_gpu_attributed_rates_sum_to_the_server_totals(session: aiohtt
         )
         for t in range(0, 30, 5):
             one.body, two.body = vllm_body(t * 400.0, t), vllm_body(t * 100.0, t)
-            await poller.poll_gpus()
+            await gpu_loops_once(poller)
             await poller.poll_servers()
             clock.advance(5.0)
         snapshot = poller.snapshot()
@@ -153,7 +153,7 @@ async def test_ready_becomes_true_after_every_source_was_polled_once(session: ai
         assert not poller.snapshot().ready
         await poller.poll_servers()
         assert not poller.snapshot().ready
-        await poller.poll_gpus()
+        await gpu_loops_once(poller)
         assert poller.snapshot().ready
 
 
@@ -179,9 +179,9 @@ async def test_a_lost_gpu_drops_out_of_the_gpu_views(session: aiohttp.ClientSess
     clock = Clock()
     nvml = h100_node(clock, count=2)
     poller = Poller(config(), session=session, gpu_source=GpuSource(nvml=nvml), clock=clock)
-    await poller.poll_gpus()
+    await gpu_loops_once(poller)
     nvml.gpus[1].lost = True
-    await poller.poll_gpus()
+    await gpu_loops_once(poller)
     snapshot = poller.snapshot()
     assert [g.sample.index for g in snapshot.gpus] == [0]
     assert snapshot.lost_gpus == ((1, nvml.gpus[1].uuid),)
@@ -197,7 +197,7 @@ async def test_a_gpu_shared_by_two_servers_is_split_between_them(session: aiohtt
             gpu_source=GpuSource(nvml=h100_node(clock, count=2)),
             clock=clock,
         )
-        await poller.poll_gpus()
+        await gpu_loops_once(poller)
         await poller.poll_servers()
         snapshot = poller.snapshot()
     a, _ = model(snapshot, "a")

@@ -16,14 +16,22 @@ import pytest_asyncio
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from exporter.config import Config, GpuConfig, ServerConfig, load_config
+from exporter.config import Config, GpuConfig, ServerConfig
 from exporter.exposition.cache import Variant
 from exporter.fakes.nvml import h100_node
-from exporter.poller import Poller
-from exporter.service import Service
+from exporter.poll.poller import Poller
+from exporter.serve.service import Service
+from exporter.serve.web import WebSettings, build_app
 from exporter.sources.gpu import GpuSource
-from exporter.web import WebSettings, build_app
-from tests.helpers import Clock, ScriptedServer, async_wait_for, sample_value, scripted_server
+from tests.helpers import (
+    Clock,
+    ScriptedServer,
+    async_wait_for,
+    gpu_loops_once,
+    read_config,
+    sample_value,
+    scripted_server,
+)
 
 
 def vllm_body(generated: float) -> str:
@@ -48,7 +56,7 @@ async def rounds(poller: Poller, clock: Clock, servers: list[ScriptedServer], st
     for step in range(start, start + count):
         for srv in servers:
             srv.body = vllm_body(step * 1000.0)
-        await poller.poll_gpus()
+        await gpu_loops_once(poller)
         await poller.poll_servers()
         clock.advance(5.0)
 
@@ -174,7 +182,7 @@ class Running:
 async def running(tmp_path: Path, upstreams: dict[str, ScriptedServer]) -> AsyncIterator[Running]:
     path = tmp_path / "config.yml"
     path.write_text(config_text({n: upstreams[n].url for n in ("alpha", "beta")}), encoding="utf-8")
-    service = Service(load_config(path), gpu_factory=lambda _c: None, config_loader=lambda: load_config(path))
+    service = Service(read_config(path), gpu_factory=lambda _c: None, config_loader=lambda: read_config(path))
     runner = web.AppRunner(build_app(service, WebSettings(enable_lifecycle=True)), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -291,7 +299,7 @@ async def test_turning_gpus_off_and_on_by_reload_closes_nvml_and_opens_it_again(
         made.append(GpuSource(nvml=nvml))
         return made[-1]
 
-    service = Service(load_config(path), gpu_factory=factory, config_loader=lambda: load_config(path))
+    service = Service(read_config(path), gpu_factory=factory, config_loader=lambda: read_config(path))
     await service.start()
     try:
 

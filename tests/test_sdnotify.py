@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from structlog.testing import capture_logs
 
-from exporter.sdnotify import Notifier, socket_address
+from exporter.serve.sdnotify import Notifier, socket_address
 from tests.helpers import notify_listener
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from exporter.model import ServerSample
 from exporter.sources.servers import Adapter, ParseError, UnrecognizedBody, detect, get_adapter
-from exporter.sources.servers._text import DEFAULT_MAX_SERIES, MAX_LABELS, MAX_LINE_LENGTH, series_limit
+from exporter.sources.servers._text import DEFAULT_MAX_SERIES, MAX_LABELS, MAX_LINE_LENGTH, check_series_count
 
 LINES = {
     "vllm": ('vllm:generation_tokens_total{model_name="m"}', "generation_tokens"),
@@ -122,13 +122,13 @@ def test_a_line_longer_than_the_cap_is_a_parse_error_and_costs_little(kind: str)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_more_series_than_the_cap_is_a_parse_error(kind: str) -> None:
+def test_more_series_than_the_cap_is_refused_before_the_adapter_parses(kind: str) -> None:
     series, _ = LINES[kind]
-    filler = "other_metric 1\n" * DEFAULT_MAX_SERIES
+    body = "other_metric 1\n" * DEFAULT_MAX_SERIES + f"{series} 5\n"
     with pytest.raises(ParseError, match=f"more than {DEFAULT_MAX_SERIES} series"):
-        adapter(kind).parse(f"{filler}{series} 5\n")
-    with series_limit(DEFAULT_MAX_SERIES + 1):
-        assert adapter(kind).parse(f"{filler}{series} 5\n").models
+        check_series_count(body, DEFAULT_MAX_SERIES)
+    check_series_count(body, DEFAULT_MAX_SERIES + 1)
+    assert adapter(kind).parse(body).models
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -14,8 +14,9 @@ from structlog.testing import capture_logs
 from exporter.config import Config, ServerConfig
 from exporter.exposition.families import families
 from exporter.exposition.text import render
-from exporter.poller import Poller
-from exporter.sources.scrape import ScrapeError, ServerScraper, fetch_text
+from exporter.poll.poller import Poller
+from exporter.sources.upstream.fetch import UpstreamError, fetch_text
+from exporter.sources.upstream.reader import ServerReader
 from tests.conftest import fixture_text
 from tests.helpers import Clock, listen
 
@@ -51,10 +52,10 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-def scraper(session: aiohttp.ClientSession, url: str, **kw: object) -> ServerScraper:
+def scraper(session: aiohttp.ClientSession, url: str, **kw: object) -> ServerReader:
     max_series = int(kw.pop("max_series", 50_000))  # type: ignore[call-overload]
     config = ServerConfig(name="s", url=url, timeout=5.0, **kw)  # type: ignore[arg-type]
-    return ServerScraper(config, session, max_body_bytes=16 * MIB, max_series=max_series)
+    return ServerReader(config, session, max_body_bytes=16 * MIB, max_series=max_series)
 
 
 TGI_INFO = '{"model_id": "teknium/OpenHermes-2.5-Mistral-7B", "version": "3.3.5", "sha": "4d28897"}'
@@ -134,7 +135,7 @@ async def test_the_series_cap_is_the_configured_one_above_and_below_the_default(
     async with loopback({"/metrics": series_body(60_000)}) as base:
         sample = await scraper(session, f"{base}/metrics", max_series=70_000).poll()
         assert sample.models["m"].generation_tokens == 5
-        with pytest.raises(ScrapeError, match=r"more than 1000 series \(max_series_per_server\)"):
+        with pytest.raises(UpstreamError, match=r"more than 1000 series \(max_series_per_server\)"):
             await scraper(session, f"{base}/metrics", max_series=1000).poll()
 
 
@@ -168,7 +169,7 @@ async def test_a_100_mib_body_is_refused_after_at_most_the_cap(
     runner = await listen(app)
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
     try:
-        with pytest.raises(ScrapeError, match="over the limit of 16777216"):
+        with pytest.raises(UpstreamError, match="over the limit of 16777216"):
             await fetch_text(session, url, timeout=60.0, max_bytes=16 * MIB)
     finally:
         await runner.cleanup()
@@ -178,5 +179,5 @@ async def test_a_100_mib_body_is_refused_after_at_most_the_cap(
 @pytest.mark.asyncio
 async def test_a_body_that_is_not_utf8_is_a_scrape_error_with_the_byte_offset(session: aiohttp.ClientSession) -> None:
     async with loopback({"/metrics": b"vllm:x 1\n\xff\xfe garbage"}) as base:
-        with pytest.raises(ScrapeError, match=r"is not UTF-8 \(byte 9\)"):
+        with pytest.raises(UpstreamError, match=r"is not UTF-8 \(byte 9\)"):
             await scraper(session, f"{base}/metrics").poll()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from exporter.status.charts import sparkline
+from exporter.serve.status.charts import sparkline
 from tests.conftest import require_tool
 from tests.helpers import ExporterProcess, http_get, run_exporter
 from tests.status_checks import (

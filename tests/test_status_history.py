@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.status.history import MAX_POINTS, WINDOW_SECONDS, History, Point, SeriesKey, resolution_for
+from exporter.serve.status.history import MAX_POINTS, WINDOW_SECONDS, History, Point, SeriesKey, resolution_for
 
 T0 = 1_700_000_000.0
 MODEL = ("inference_generation_tokens_per_second", ("llama", "m"))

@@ -15,10 +15,10 @@ import pytest
 from exporter.config import Config
 from exporter.exposition.cache import Exposition, Variant
 from exporter.model import Snapshot
-from exporter.status import CONTENT_SECURITY_POLICY, Links, StatusBoard, page
-from exporter.status.charts import number, sparkline
-from exporter.status.figures import clocks_text, format_number
-from exporter.status.page import PALETTE, TEXT_ON
+from exporter.serve.status import CONTENT_SECURITY_POLICY, Links, StatusBoard, page
+from exporter.serve.status.charts import number, sparkline
+from exporter.serve.status.figures import clocks_text, format_number
+from exporter.serve.status.page import PALETTE, TEXT_ON
 from tests.status_checks import (
     assert_every_series_is_shown,
     assert_figures_match,

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from exporter.config import Config, GpuConfig, ServerConfig
 from exporter.exposition.cache import Variant
-from exporter.service import Service
-from exporter.status import CONTENT_SECURITY_POLICY, Links
-from exporter.web import WebSettings, build_app
+from exporter.serve.service import Service
+from exporter.serve.status import CONTENT_SECURITY_POLICY, Links
+from exporter.serve.web import WebSettings, build_app
 from tests.conftest import fixture_text
 from tests.helpers import async_wait_for, scripted_server
 from tests.status_checks import (

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from exporter.config import ConfigError
-from exporter.security.tls import server_context
-from exporter.security.webconfig import go_duration, load_web_config, web_config_from_data
+from exporter.serve.security.tls import server_context
+from exporter.serve.security.webconfig import go_duration, load_web_config, web_config_from_data
 from tests.certs import CertificateAuthority
 
 TOOLKIT_SAMPLE = """\

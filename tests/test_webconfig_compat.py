@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.config import ConfigError
-from exporter.security.tls import server_context
-from exporter.security.toolkit import GO_CIPHER_SUITES, TLS_VERSIONS
-from exporter.security.webconfig import load_web_config, web_config_from_data, web_config_from_text
+from exporter.serve.security.tls import server_context
+from exporter.serve.security.toolkit import GO_CIPHER_SUITES, TLS_VERSIONS
+from exporter.serve.security.webconfig import load_web_config, web_config_from_data, web_config_from_text
 from tests.certs import CertificateAuthority
 from tests.conftest import require_tool
 from tests.test_webconfig import HEADERS_SAMPLE, PROMETHEUS_GUIDE_HASH, write

@@ -16,9 +16,9 @@ import pytest_asyncio
 import structlog
 from aiohttp import web
 
-from exporter.security.auth import BasicAuth, parse_basic
-from exporter.security.guard import TokenBucket, WebSecurity, request_limit
-from exporter.security.tls import SwappableContext, peer_names
+from exporter.serve.security.auth import BasicAuth, parse_basic
+from exporter.serve.security.guard import TokenBucket, WebSecurity, request_limit
+from exporter.serve.security.tls import SwappableContext, peer_names
 from tests.certs import CertificateAuthority
 from tests.fault_helpers import basic
 from tests.helpers import Clock, async_wait_for, listen

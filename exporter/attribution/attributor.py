@@ -5,7 +5,8 @@ Servers with a GPU list in the config are attributed from it at every snapshot. 
 (a ``pod:`` selector, or the exporter's own pod in sidecar mode), else from their local processes.
 The refresh methods block (``psutil``, gRPC) and the poller runs them in worker threads on their own
 intervals; ``attributions`` and ``owners`` only read what the last refresh left, including negative
-answers, so a scrape never waits on the kubelet or a process scan. While the kubelet is away, the
+answers, so a snapshot never waits on the kubelet or a process scan, and they never log: the loops
+call ``note_changes`` after each refresh, which logs what changed. While the kubelet is away, the
 last allocations it reported are kept (nothing can be allocated while it is down) and
 ``inference_kubelet_pod_resources_up`` says 0.
 """
@@ -30,7 +31,7 @@ from exporter.attribution.resolve import (
     static_claims,
 )
 from exporter.config import Config, ServerConfig
-from exporter.config_gpu import EXTRA_HINT
+from exporter.config.kubernetes import EXTRA_HINT
 from exporter.model import DeviceOwner, GpuReading, SourceStatus
 
 log = structlog.get_logger("exporter.attribution")
@@ -136,6 +137,13 @@ class Attributor:
         self._devices = devices
         self.kubelet_status = SourceStatus(True, time.monotonic() - started, self._wall(), None)
 
+    def kubelet_failed(self, reason: str) -> None:
+        """Mark the kubelet down after an unexpected error; the last answer is kept, as when it is away."""
+        error = f"internal error: {reason}"
+        self._kubelet_changed(False, error)
+        previous = self.kubelet_status or NOT_ASKED
+        self.kubelet_status = SourceStatus(False, 0.0, previous.last_success_unix, error)
+
     def _kubelet_changed(self, up: bool, error: str | None, **fields: object) -> None:
         was = self.kubelet_status
         if was is None or was.up != up or was is NOT_ASKED:
@@ -153,7 +161,6 @@ class Attributor:
                 result[server.name] = self._from_kubelet(server, reading)
             else:
                 result[server.name] = self._local.get(server.name, NOT_LOOKED_UP)
-        self._log_changes(result)
         return result
 
     def _from_kubelet(self, server: ServerConfig, reading: GpuReading | None) -> Attribution:
@@ -176,7 +183,8 @@ class Attributor:
         """Which pod and container holds each GPU and MIG instance, from the last kubelet answer."""
         return owners(self._devices, reading) if self._devices else ()
 
-    def _log_changes(self, result: dict[str, Attribution]) -> None:
+    def note_changes(self, result: dict[str, Attribution]) -> None:
+        """Log each server whose GPUs were found differently since the last call."""
         for name, attribution in result.items():
             if attribution in (NOT_LOOKED_UP, NO_ANSWER_YET):
                 continue

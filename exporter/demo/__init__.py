@@ -17,7 +17,7 @@ from aiohttp import web
 from exporter.config import Config, GpuConfig, PricingConfig, ServerConfig
 from exporter.demo.simulator import SimulatedVllm, simulated_app
 from exporter.fakes.nvml import FakeNvml, h100_node
-from exporter.service import gpu_options
+from exporter.serve.service import gpu_options
 from exporter.sources.gpu import GpuSource
 
 MODELS = ("meta-llama/Llama-3.1-70B-Instruct", "Qwen/Qwen2.5-72B-Instruct")

@@ -391,6 +391,14 @@ MISSED_POLLS = _m(
     "Polls skipped because the one before overran its interval (any loop: servers, GPUs, kubelet).",
     "exporter",
 )
+LOOP_ERRORS = _m(
+    "inference_exporter_loop_errors_total",
+    "counter",
+    ("loop",),
+    "Loop iterations that failed with an unexpected error and were survived (servers, gpu_fast, gpu_slow, "
+    "kubelet, publish); what the loop owns is marked down meanwhile. Any increase is a bug worth reporting.",
+    "exporter",
+)
 SNAPSHOT_TIMESTAMP = _m(
     "inference_exporter_snapshot_timestamp_seconds",
     "gauge",

@@ -5,9 +5,10 @@ kilobytes). Instead of parsing every line into objects, ``scan`` runs one compil
 that matches only lines starting with a wanted name, and parses labels only for those. Helpers then
 group series by a label and sum counters, take gauges, and rebuild histograms in seconds.
 
-Hostile input is bounded: the caller caps the body size, ``scan`` caps the number of sample lines,
-the length of a line and the number of labels of a series, rejects duplicate series and cut-short lines of the
-families it reads, and every failure is a ``ParseError`` with a one-line reason. Lines of families
+Hostile input is bounded: the caller caps the body size and the number of sample lines
+(``check_series_count``); ``scan`` caps the length of a line and the number of labels of a series,
+rejects duplicate series and cut-short lines of the families it reads, and every failure is a
+``ParseError`` with a one-line reason. Lines of families
 no adapter reads are never parsed, so garbage there costs nothing and changes nothing.
 """
 
@@ -15,9 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Collection, Iterable, Mapping
 from functools import lru_cache
 from itertools import islice, pairwise
 
@@ -32,7 +31,6 @@ MAX_LINE_LENGTH = 16_384
 """Most characters in one sample line of a family that ``scan`` reads (labels are most of it)."""
 MAX_LABELS = 64
 """Most labels on one series that ``scan`` reads."""
-_SERIES_LIMIT: ContextVar[int] = ContextVar("series_limit", default=DEFAULT_MAX_SERIES)
 _SAMPLE_LINE = re.compile(r"\n[^#\s]")
 """The start of a sample line, found in ``"\\n" + text``: a leading literal lets ``re`` skip to each newline
 at C speed, where ``^`` with ``re.M`` is tried at every character (5× faster on a 1 MB body)."""
@@ -82,25 +80,14 @@ def _branches(node: _Tree) -> str:
     return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
 
-@contextmanager
-def series_limit(limit: int) -> Iterator[None]:
-    """Let ``scan`` accept up to ``limit`` sample lines inside the block (the configured per-server cap)."""
-    token = _SERIES_LIMIT.set(limit)
-    try:
-        yield
-    finally:
-        _SERIES_LIMIT.reset(token)
-
-
 def scan(text: str, names: Collection[str]) -> dict[str, Series]:
     """Return the samples of the wanted metric names (full sample names, such as ``x_bucket``).
 
-    Raises ``ParseError`` for more sample lines than the limit set with ``series_limit`` (else
-    ``DEFAULT_MAX_SERIES``), a duplicate series, a line of a wanted family that is cut short or
+    Raises ``ParseError`` for a duplicate series, a line of a wanted family that is cut short or
     malformed, a line longer or with more labels than the caps, or a value that is not a number.
-    This is the one series cap of a poll: the scraper sets the limit, every adapter's parse meets it.
+    The number of sample lines is capped before any parse, by whoever read the body
+    (``check_series_count``).
     """
-    check_series_count(text, _SERIES_LIMIT.get())
     found: dict[str, Series] = {}
     seen: set[tuple[str, str]] = set()
     for match in _line_pattern(frozenset(names)).finditer("\n" + text):

@@ -1,0 +1,118 @@
+"""Each configured server's state between polls: its reader, status, last sample and rate windows.
+
+``poll_server`` polls one server and never raises: a failure of any kind, an adapter or derive bug
+included, makes that server ``up 0`` with its reason while the others carry on. A server going down
+or coming back is logged once; a repeat is debug.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+
+from exporter import derive
+from exporter.config import Config, ServerConfig
+from exporter.model import NOT_POLLED, ServerSample, SourceStatus
+from exporter.poll.supervise import describe
+from exporter.sources.upstream.fetch import UpstreamError
+from exporter.sources.upstream.reader import ServerReader
+
+log = structlog.get_logger("exporter.poll")
+
+
+@dataclass
+class ServerState:
+    """One server's state, kept across polls (and across reloads that leave its endpoint as it was)."""
+
+    reader: ServerReader
+    status: SourceStatus = NOT_POLLED
+    sample: ServerSample | None = None
+    """The last good sample; ``None`` while the server is down."""
+    windows: dict[str, derive.ModelWindows] = field(default_factory=dict)
+    polled: bool = False
+
+    @property
+    def name(self) -> str:
+        """The server's configured name."""
+        return self.reader.config.name
+
+    def failed(self, error: str, duration: float) -> None:
+        """Mark the server down with ``error``; its series are dropped until a poll succeeds."""
+        if self.status.up or not self.polled:
+            log.warning("server_down", server=self.name, error=error)
+        else:
+            log.debug("server_still_down", server=self.name, error=error)
+        self.status = SourceStatus(False, duration, self.status.last_success_unix, error)
+        self.sample = None
+        self.polled = True
+
+    def succeeded(self, sample: ServerSample, now: float, duration: float, wall: float, span: float) -> None:
+        """Take a good sample taken at monotonic ``now``: feed the rate windows, mark the server up."""
+        if not self.status.up:
+            log.info("server_up", server=self.name, kind=sample.kind, models=len(sample.models))
+        restarted = _restarted(self.sample, sample)
+        self.windows = {
+            model: derive.observe_model(self.windows.get(model, derive.ModelWindows()), now, values, span, restarted)
+            for model, values in sample.models.items()
+        }
+        self.sample = sample
+        self.status = SourceStatus(True, duration, wall, None)
+        self.polled = True
+
+
+async def poll_server(
+    state: ServerState, span: float, clock: Callable[[], float], wall: Callable[[], float] = time.time
+) -> None:
+    """Poll one server and update its state; never raises (but on cancellation)."""
+    started = clock()
+    try:
+        sample = await state.reader.poll()
+        state.succeeded(sample, clock(), clock() - started, wall(), span)
+    except UpstreamError as exc:
+        state.failed(str(exc), clock() - started)
+    except Exception as exc:  # an adapter or derive bug must not stop the others
+        log.exception("server_poll_crashed", server=state.name)
+        state.failed(f"internal error: {describe(exc)}", clock() - started)
+
+
+def reader_for(server: ServerConfig, config: Config, session: aiohttp.ClientSession) -> ServerReader:
+    """The reader of one server under ``config``'s body and series caps."""
+    return ServerReader(server, session, max_body_bytes=config.max_body_bytes, max_series=config.max_series_per_server)
+
+
+def states_for(
+    config: Config, session: aiohttp.ClientSession, previous: Mapping[str, ServerState] | None = None
+) -> dict[str, ServerState]:
+    """The servers' states under ``config``.
+
+    A server whose name, URL and kind are unchanged keeps its state and rate windows (its other
+    settings apply from the next poll); others start afresh, and removed ones are forgotten, so their
+    series disappear.
+    """
+    states: dict[str, ServerState] = {}
+    for server in config.servers:
+        state, reader = (previous or {}).get(server.name), reader_for(server, config, session)
+        if state is not None and _same_target(state.reader.config, server):
+            state.reader = reader
+        else:
+            state = ServerState(reader)
+        states[server.name] = state
+    return states
+
+
+def _same_target(old: ServerConfig, new: ServerConfig) -> bool:
+    """True when a reload points a server at the same endpoint, so its rate windows stay valid."""
+    return (old.url, old.kind) == (new.url, new.kind)
+
+
+def _restarted(previous: ServerSample | None, current: ServerSample) -> bool | None:
+    """True/False when both samples carry the process start time, else ``None`` (infer from counters)."""
+    if previous is None or previous.process_start_time_seconds is None:
+        return None
+    if current.process_start_time_seconds is None:
+        return None
+    return current.process_start_time_seconds != previous.process_start_time_seconds

@@ -1,0 +1,198 @@
+"""The running exporter: one HTTP client session, the GPU source, the poller task, the latest exposition.
+
+Setup and teardown live here in one place (``start``/``stop``), which the web app's cleanup context
+calls. The service holds the ``Exposition`` of the latest snapshot; scrapes read it and nothing else.
+``reload`` reads the configuration again (SIGHUP, ``POST /-/reload``): a valid one replaces the
+running one without a restart, an invalid one is logged with every problem and changes nothing but
+``inference_config_last_reload_successful``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+
+from exporter.config import Config, ConfigError
+from exporter.exposition.cache import Exposition, Variant
+from exporter.exposition.demand import Demand
+from exporter.model import ConfigReload, Snapshot
+from exporter.poll.poller import Poller
+from exporter.serve.sdnotify import Notifier
+from exporter.serve.status import StatusBoard
+from exporter.sources.gpu import GpuSource
+
+log = structlog.get_logger("exporter.serve.service")
+
+GpuFactory = Callable[[Config], GpuSource | None]
+ConfigLoader = Callable[[], Config]
+"""Reads and validates the configuration again; raises ``ConfigError``. Runs in a worker thread."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What a reload did: the servers it added and removed, or every problem that stopped it."""
+
+    ok: bool
+    problems: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+def gpu_options(config: Config) -> dict[str, bool]:
+    """The GPU source's options from the config: GPM and XID events."""
+    return {"gpm": config.gpu.gpm, "xid_events": config.gpu.xid_events}
+
+
+def default_gpu_factory(config: Config) -> GpuSource | None:
+    """Real NVML unless the config disables GPUs."""
+    return None if config.gpu.enabled == "false" else GpuSource(**gpu_options(config))
+
+
+class Service:
+    """Owns the sources and the poller for one configuration."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        gpu_factory: GpuFactory = default_gpu_factory,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        config_loader: ConfigLoader | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self._gpu_factory = gpu_factory
+        self._loader: ConfigLoader = config_loader or (lambda: config)
+        self.notifier = notifier or Notifier()
+        self._reload = ConfigReload(successful=True, last_success_unix=wall())
+        self._reload_lock = asyncio.Lock()
+        self._was_ready = False
+        self._stopped = False
+        self._clock, self._wall = clock, wall
+        self._session: aiohttp.ClientSession | None = None
+        self._gpu: GpuSource | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.poller: Poller | None = None
+        self._demand: Demand[Variant] = Demand(clock)
+        """When scrapes ask for what, so that a snapshot renders up front only what a scrape will read."""
+        self.exposition = Exposition(
+            Snapshot(taken_at_unix=wall(), servers=(), gpus=(), lost_gpus=(), nvml=None), self._demand
+        )
+        self.status_page = StatusBoard(config, self.exposition.snapshot)
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """Make a new snapshot the one served, rendered at most once per form; record it for the status page."""
+        self.exposition = Exposition(dataclasses.replace(snapshot, config_reload=self._reload), self._demand)
+        self.status_page.record(self.exposition.snapshot, self.config)
+        self._was_ready = self._was_ready or snapshot.ready
+
+    async def start(self) -> None:
+        """Open the client session and NVML, and start polling."""
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None),
+            connector=aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=4, force_close=False),
+            headers={"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"},
+            auto_decompress=True,
+        )
+        self._gpu = self._gpu_factory(self.config)
+        self.poller = Poller(
+            self.config,
+            session=self._session,
+            gpu_source=self._gpu,
+            publish=self.publish,
+            clock=self._clock,
+            wall=self._wall,
+        )
+        self._start_polling(self.poller)
+
+    def _start_polling(self, poller: Poller) -> None:
+        self.publish(poller.snapshot())
+        self._task = asyncio.create_task(poller.run(), name="poller")
+        self._task.add_done_callback(_report_crash)
+
+    async def _stop_polling(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])  # whatever it died of was logged when it died
+            self._task = None
+
+    async def stop(self) -> None:
+        """Stop polling and release the session and NVML (after a reload in progress)."""
+        async with self._reload_lock:
+            self._stopped = True
+            await self._stop_polling()
+            if self._session is not None:
+                await self._session.close()
+            await self._close_gpu()
+
+    @property
+    def ready(self) -> bool:
+        """True once every source has been polled once; a reload that adds servers does not undo it."""
+        return self._was_ready
+
+    # -- reload --------------------------------------------------------------------------------
+
+    async def reload(self) -> ReloadResult:
+        """Read the configuration again and apply it; on any problem keep the running one."""
+        async with self._reload_lock:
+            if self._stopped:
+                return ReloadResult(ok=False, problems=("the exporter is shutting down",))
+            self.notifier.reloading()
+            try:
+                config = await asyncio.to_thread(self._loader)
+            except ConfigError as exc:
+                result = self._reload_failed(exc)
+            else:
+                result = await self._apply(config)
+            self.notifier.ready(self.status_line())
+            return result
+
+    async def _apply(self, config: Config) -> ReloadResult:
+        old = {s.name for s in self.config.servers}
+        new = {s.name for s in config.servers}
+        result = ReloadResult(ok=True, added=tuple(sorted(new - old)), removed=tuple(sorted(old - new)))
+        changed = config != self.config
+        if config.max_connections != self.config.max_connections:
+            log.warning("restart_required", setting="max_connections", running=self.config.max_connections)
+        if changed and self.poller is not None:
+            await self._stop_polling()
+            if config.gpu.enabled != self.config.gpu.enabled:  # other GPU settings apply to the running source
+                await self._close_gpu()
+                self._gpu = self._gpu_factory(config)
+            self.poller.reconfigure(config, self._gpu)
+        self.config = config
+        self._reload = ConfigReload(successful=True, last_success_unix=self._wall())
+        if changed and self.poller is not None:
+            self._start_polling(self.poller)
+        else:
+            self.publish(self.exposition.snapshot)
+        log.info("config_reloaded", changed=changed, added=result.added, removed=result.removed, servers=len(new))
+        return result
+
+    def _reload_failed(self, exc: ConfigError) -> ReloadResult:
+        log.error("config_reload_failed", source=exc.source, problems=exc.problems, kept="the running configuration")
+        self._reload = ConfigReload(successful=False, last_success_unix=self._reload.last_success_unix)
+        self.publish(self.exposition.snapshot)
+        return ReloadResult(ok=False, problems=tuple(exc.problems))
+
+    async def _close_gpu(self) -> None:
+        if self._gpu is not None:
+            await asyncio.to_thread(self._gpu.close)
+            self._gpu = None
+
+    def status_line(self) -> str:
+        """One line for the service manager: what is served and how the last reload went."""
+        reload = "" if self._reload.successful else "; last reload failed, previous configuration kept"
+        return f"polling {len(self.config.servers)} server(s){reload}"
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("poller_crashed", error=repr(task.exception()))

@@ -1,0 +1,93 @@
+"""Poll one inference server: fetch its ``/metrics``, pick the adapter, parse, read side endpoints.
+
+Every failure becomes an ``UpstreamError`` with a one-line reason (refused, timed out, HTTP status,
+body too large, not UTF-8, too many series, unrecognized, malformed), which the poller turns into
+``up 0``. Requests carry the server's access settings (``access``); no message shows a secret. The
+series cap (``max_series_per_server``) is checked here, once, before the adapter parses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from urllib.parse import urljoin
+
+import aiohttp
+
+from exporter.config import ServerConfig
+from exporter.model import ServerSample
+from exporter.sources.servers import Adapter, ParseError, detect, get_adapter
+from exporter.sources.servers._text import check_series_count
+from exporter.sources.upstream.access import AccessError, UpstreamAccess, redact_url
+from exporter.sources.upstream.fetch import UpstreamError, fetch_text
+
+
+class ServerReader:
+    """Polls one configured server: fetch, detect the adapter (``kind: auto``), parse, enrich."""
+
+    def __init__(
+        self, config: ServerConfig, session: aiohttp.ClientSession, *, max_body_bytes: int, max_series: int
+    ) -> None:
+        self.config = config
+        self._session = session
+        self._max_body_bytes = max_body_bytes
+        self._max_series = max_series
+        self.adapter: Adapter | None = None if config.kind == "auto" else get_adapter(config.kind)
+        """The configured adapter; with ``kind: auto`` each body is detected afresh (a cheap test)."""
+        self._access = UpstreamAccess(config)
+
+    async def poll(self) -> ServerSample:
+        """One poll, ``/metrics`` and the adapter's side endpoints all within ``timeout``; raises ``UpstreamError``."""
+        deadline = asyncio.get_running_loop().time() + self.config.timeout
+        text = await self._fetch(self.config.url, deadline)
+        adapter = self._adapter_for(text)
+        try:
+            check_series_count(text, self._max_series)
+            sample = adapter.parse(text)
+        except ParseError as exc:
+            raise UpstreamError(f"{adapter.kind} adapter: {exc}") from None
+        sample = await self._enrich(adapter, sample, deadline)
+        return self._rename(sample)
+
+    async def _fetch(self, url: str, deadline: float) -> str:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise UpstreamError(f"no time left for {redact_url(url)} within the {self.config.timeout:g}s timeout")
+        try:
+            options = self._access.options()
+        except AccessError as exc:
+            raise UpstreamError(str(exc)) from None
+        return await fetch_text(self._session, url, timeout=remaining, max_bytes=self._max_body_bytes, options=options)
+
+    def _adapter_for(self, text: str) -> Adapter:
+        if self.adapter is not None:
+            return self.adapter
+        try:
+            return detect(text)
+        except ParseError as exc:
+            raise UpstreamError(str(exc)) from None
+
+    async def _enrich(self, adapter: Adapter, sample: ServerSample, deadline: float) -> ServerSample:
+        """Fetch the side endpoints concurrently in the time left, and fold in those that answered."""
+        urls = [urljoin(self.config.url, extra.path) for extra in adapter.extras]
+        bodies = await asyncio.gather(*(self._fetch_optional(url, deadline) for url in urls))
+        for extra, body in zip(adapter.extras, bodies, strict=True):
+            if body is None:
+                continue
+            with contextlib.suppress(ParseError):
+                sample = extra.merge(sample, body)
+        return sample
+
+    async def _fetch_optional(self, url: str, deadline: float) -> str | None:
+        try:
+            return await self._fetch(url, deadline)
+        except UpstreamError:
+            return None
+
+    def _rename(self, sample: ServerSample) -> ServerSample:
+        override = self.config.model
+        if override is None or len(sample.models) != 1:
+            return sample
+        (only,) = sample.models.values()
+        return dataclasses.replace(sample, models={override: only})
