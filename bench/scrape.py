@@ -31,9 +31,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.baseline import baseline_app
 from bench.common import PYTHON, ROOT, Row, cpus, ms, percentile, times
 from bench.snapshots import build_snapshot
-from exporter.serve import web as exporter_web
 from exporter.config import Config
 from exporter.model import Snapshot
+from exporter.serve import web as exporter_web
 from exporter.serve.service import Service
 
 PUBLISH_PATH = "/-/bench/publish"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config import checks
-from exporter.config import ConfigError
+from exporter.config import ConfigError, checks
 from exporter.config.kubernetes import with_downward_api
 from exporter.config.model import DEFAULT_KUBELET_SOCKET, PodSelector
 from tests.helpers import parse_config
