@@ -24,7 +24,7 @@ from typing import IO, Any
 import aiohttp
 
 from exporter.config import ServerConfig
-from exporter.model import ServerSample
+from exporter.model import SAMPLE_FIELDS, ServerSample
 from exporter.sources.servers import ParseError, adapter_kinds, detect, get_adapter
 from exporter.sources.servers._text import DEFAULT_MAX_SERIES, check_series_count
 from exporter.sources.upstream.fetch import UpstreamError
@@ -32,14 +32,8 @@ from exporter.sources.upstream.reader import ServerReader
 
 MAX_BYTES = 16 * 1024 * 1024
 """The largest body read, as the exporter's default ``max_body_bytes``."""
-FIELDS = (
-    "prompt_tokens",
-    "generation_tokens",
-    "requests_finished",
-    "requests_running",
-    "requests_waiting",
-    "kv_cache_usage_ratio",
-)
+FIELDS = tuple(SAMPLE_FIELDS)
+"""The normalized values printed per model, in this order (``null`` where the server has none)."""
 
 
 class InspectError(Exception):

@@ -7,6 +7,7 @@ seconds (wall clock, only for display and ``..._timestamp_seconds`` metrics).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,31 @@ class TokenCounting(enum.StrEnum):
     AT_COMPLETION = "at_completion"
     """Only when a request finishes (TGI, SGLang, Triton, llama.cpp): a short window is lumpy."""
 
+
+class FieldKind(enum.StrEnum):
+    """How a normalized value behaves, which decides how an adapter combines several series of it."""
+
+    COUNTER = "counter"
+    """Cumulative since the server started; summed over engines and ranks."""
+    GAUGE = "gauge"
+    """Instantaneous; summed over engines and ranks."""
+    RATIO = "ratio"
+    """Instantaneous, 0..1; the largest over engines and ranks."""
+
+
+SAMPLE_FIELDS: Mapping[str, FieldKind] = {
+    "prompt_tokens": FieldKind.COUNTER,
+    "generation_tokens": FieldKind.COUNTER,
+    "requests_finished": FieldKind.COUNTER,
+    "requests_running": FieldKind.GAUGE,
+    "requests_waiting": FieldKind.GAUGE,
+    "kv_cache_usage_ratio": FieldKind.RATIO,
+}
+"""The normalized values an adapter reads from a body, by the name of their ``ModelSample`` field.
+
+The one list of them: adapter tables are checked against it when their module loads, and ``inspect``
+prints them in this order.
+"""
 
 HISTOGRAM_NAMES = (
     "time_to_first_token",
@@ -320,3 +346,13 @@ class Snapshot:
     """Counter: polls skipped since the start because the one before overran its interval."""
     loop_errors: tuple[tuple[str, int], ...] = ()
     """Counter per loop (``servers``, ``gpu_fast``, ...): iterations that failed and were survived."""
+
+
+def _check_sample_fields() -> None:
+    names = {f.name for f in dataclasses.fields(ModelSample)}
+    missing = sorted(set(SAMPLE_FIELDS) - names)
+    if missing:
+        raise TypeError(f"SAMPLE_FIELDS names values ModelSample lacks: {', '.join(missing)}")
+
+
+_check_sample_fields()

@@ -27,11 +27,11 @@ def test_a_simulated_server_counts_exactly_the_rate_it_is_set_to_across_a_step()
     clock = Clock()
     rate = Rate(1000.0, clock)
     template = vllm_template(engines=1)
-    before = vllm.parse(template.render(rate.total()).decode()).models["Qwen/Qwen3-8B"]
+    before = vllm.ADAPTER.parse(template.render(rate.total()).decode()).models["Qwen/Qwen3-8B"]
     clock.advance(10.0)
     rate.set(3000.0)
     clock.advance(5.0)
-    after = vllm.parse(template.render(rate.total()).decode()).models["Qwen/Qwen3-8B"]
+    after = vllm.ADAPTER.parse(template.render(rate.total()).decode()).models["Qwen/Qwen3-8B"]
     assert after.generation_tokens is not None and before.generation_tokens is not None
     assert after.generation_tokens - before.generation_tokens == pytest.approx(1000.0 * 10 + 3000.0 * 5)
     assert after.prompt_tokens - before.prompt_tokens == pytest.approx(2 * 25_000.0)  # type: ignore[operator]
@@ -77,10 +77,10 @@ def test_the_parse_baseline_gives_identical_samples_and_is_slower() -> None:
 
 def test_the_grown_vllm_body_holds_every_model_and_engine() -> None:
     body = parse.large_vllm_body(models=2, engines=3)
-    sample = vllm.parse(body)
+    sample = vllm.ADAPTER.parse(body)
     assert sorted(sample.models) == ["org/model-0", "org/model-1"]
     with parse.reading_with(parse.client_scan):
-        assert vllm.parse(body) == sample
+        assert vllm.ADAPTER.parse(body) == sample
 
 
 @pytest.mark.asyncio

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from exporter.sources.servers.lmdeploy import parse
+from exporter.sources.servers.lmdeploy import ADAPTER
+
+parse = ADAPTER.parse
 
 LEGACY = """\
 # HELP lmdeploy:request_success_total Number of successful requests.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from exporter.sources.servers.sglang import parse, primary_ranks
+from exporter.sources.servers.sglang import ADAPTER, primary_ranks
+
+parse = ADAPTER.parse
 
 M = 'model_name="m"'
 

@@ -9,17 +9,17 @@ from exporter.sources.servers import ParseError, nim, tgi
 
 
 def test_tgi_without_success_and_failure_counts_requests_from_the_request_counter() -> None:
-    sample = tgi.parse("tgi_request_count 7\ntgi_queue_size 2\n")
+    sample = tgi.ADAPTER.parse("tgi_request_count 7\ntgi_queue_size 2\n")
     assert sample.models[""].requests_finished == 7
     assert sample.models[""].requests_waiting == 2
 
 
 def test_tgi_before_any_failure_counts_the_successes_alone() -> None:
-    assert tgi.parse("tgi_request_success 4\ntgi_request_count 9\n").models[""].requests_finished == 4
+    assert tgi.ADAPTER.parse("tgi_request_success 4\ntgi_request_count 9\n").models[""].requests_finished == 4
 
 
 def test_tgi_info_names_the_model_and_the_version() -> None:
-    sample = tgi.parse("tgi_request_success 4\n")
+    sample = tgi.ADAPTER.parse("tgi_request_success 4\n")
     named = tgi.merge_info(sample, '{"model_id": "teknium/OpenHermes-2.5-Mistral-7B", "version": "3.3.5"}')
     assert list(named.models) == ["teknium/OpenHermes-2.5-Mistral-7B"]
     assert named.version == "3.3.5"
@@ -27,7 +27,7 @@ def test_tgi_info_names_the_model_and_the_version() -> None:
 
 @pytest.mark.parametrize("body", ["not json", "[1, 2]", "[" * 100_000, '{"model_id": 5}'])
 def test_a_tgi_info_answer_that_is_not_usable_changes_nothing_or_is_a_parse_error(body: str) -> None:
-    sample = tgi.parse("tgi_request_success 4\n")
+    sample = tgi.ADAPTER.parse("tgi_request_success 4\n")
     try:
         merged = tgi.merge_info(sample, body)
     except ParseError as exc:

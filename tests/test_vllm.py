@@ -8,8 +8,10 @@ import pytest
 
 from exporter.model import TokenCounting
 from exporter.sources.servers import ParseError, detect
-from exporter.sources.servers.vllm import parse
+from exporter.sources.servers.vllm import ADAPTER
 from tests.conftest import fixture_text
+
+parse = ADAPTER.parse
 
 MODEL = "Qwen/Qwen3-8B"
 

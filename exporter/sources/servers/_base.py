@@ -1,9 +1,18 @@
-"""What every adapter is: a kind, a pure ``parse``, a cheap ``detect``, and the registry that holds them."""
+"""What every adapter is: a kind, a pure ``parse``, a cheap ``detect``, and the registry that holds them.
+
+Detection order is declared, not numbered: an adapter names the kinds whose bodies its own bodies
+also look like and must be tried ``ahead_of`` (Triton's vLLM backend re-exports ``vllm:`` families,
+so Triton is tried ahead of vLLM), and a ``fallback`` adapter, whose names are generic (NIM's
+unprefixed vLLM names), is tried after every other. The registry orders them once, checks that every
+named kind exists and that no two adapters claim to go ahead of each other, and breaks ties by kind.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 
 from exporter.model import ServerSample
 
@@ -40,8 +49,10 @@ class Adapter:
     """Pure: body text in, normalized sample out; raises ``ParseError`` (only) on bad input."""
     detect: Callable[[str], bool]
     """Cheap: whether a body looks like this server's. Used by ``kind: auto``."""
-    priority: int = 100
-    """Detection order, lowest first: a server that re-exports another's families goes first."""
+    ahead_of: tuple[str, ...] = ()
+    """Kinds whose detection this adapter's bodies would also pass: it is asked before them."""
+    fallback: bool = False
+    """Detected by generic names: asked after every adapter that is not a fallback."""
     extras: tuple[ExtraEndpoint, ...] = ()
 
 
@@ -53,9 +64,46 @@ def register(adapter: Adapter) -> Adapter:
     if adapter.kind in _REGISTRY and _REGISTRY[adapter.kind] is not adapter:
         raise ValueError(f"adapter kind {adapter.kind!r} registered twice")
     _REGISTRY[adapter.kind] = adapter
+    _ordered.cache_clear()
     return adapter
 
 
-def registry() -> list[Adapter]:
+def registry() -> tuple[Adapter, ...]:
     """Every adapter, in detection order."""
-    return sorted(_REGISTRY.values(), key=lambda a: (a.priority, a.kind))
+    return _ordered()
+
+
+@cache
+def _ordered() -> tuple[Adapter, ...]:
+    adapters = list(_REGISTRY.values())
+    for adapter in adapters:
+        unknown = sorted(set(adapter.ahead_of) - set(_REGISTRY))
+        if unknown:
+            raise ValueError(f"adapter {adapter.kind!r} is declared ahead of unknown kinds: {', '.join(unknown)}")
+    specific = [a for a in adapters if not a.fallback]
+    return (*detection_order(specific), *detection_order([a for a in adapters if a.fallback]))
+
+
+def detection_order(adapters: Iterable[Adapter]) -> list[Adapter]:
+    """``adapters`` with each one ahead of the kinds it names (among them), ties by kind; raise on a cycle."""
+    by_kind = {a.kind: a for a in adapters}
+    behind: dict[str, set[str]] = {kind: set() for kind in by_kind}
+    for adapter in by_kind.values():
+        for other in adapter.ahead_of:
+            if other in by_kind:
+                behind[other].add(adapter.kind)
+    ready = [kind for kind, before in behind.items() if not before]
+    heapq.heapify(ready)
+    order: list[Adapter] = []
+    while ready:
+        kind = heapq.heappop(ready)
+        order.append(by_kind[kind])
+        for other in set(by_kind[kind].ahead_of):
+            if other in behind:
+                behind[other].discard(kind)
+                if not behind[other]:
+                    heapq.heappush(ready, other)
+    if len(order) != len(by_kind):
+        stuck = sorted(set(by_kind) - {a.kind for a in order})
+        raise ValueError(f"adapters declared ahead of each other in a cycle: {', '.join(stuck)}")
+    return order

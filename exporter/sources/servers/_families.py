@@ -16,16 +16,25 @@ counter alternative may add several families up, such as successful plus failed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from exporter.model import Histogram, ModelSample, ServerSample, TokenCounting
-from exporter.sources.servers._base import ParseError
+from exporter.model import (
+    HISTOGRAM_NAMES,
+    SAMPLE_FIELDS,
+    FieldKind,
+    Histogram,
+    ModelSample,
+    ServerSample,
+    TokenCounting,
+)
+from exporter.sources.servers._base import Adapter, ExtraEndpoint, ParseError, register
 from exporter.sources.servers._text import (
     Series,
     gauge_sum_by,
     histograms_by,
     max_by,
+    mentions,
     process_start_time,
     scan,
     sum_by,
@@ -36,9 +45,6 @@ Alternatives = tuple[tuple[str, ...], ...]
 Values = dict[str, float | None]
 """Per model name."""
 
-COUNTER_FIELDS = ("prompt_tokens", "generation_tokens", "requests_finished")
-GAUGE_FIELDS = ("requests_running", "requests_waiting")
-RATIO_FIELDS = ("kv_cache_usage_ratio",)
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
@@ -63,6 +69,15 @@ class Table:
     select: Callable[[Series], Series] = _keep
     """Applied to every family's series before grouping (SGLang drops replicated ranks here)."""
 
+    def __post_init__(self) -> None:
+        """Check every key against the normalized names, so a typo fails when the adapter's module loads."""
+        for keys, kind in ((self.counters, FieldKind.COUNTER), (self.gauges, FieldKind.GAUGE)):
+            check_fields(keys, kind)
+        check_fields(self.ratios, FieldKind.RATIO)
+        unknown = sorted(set(self.histograms) - set(HISTOGRAM_NAMES))
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a normalized histogram (one of: {', '.join(HISTOGRAM_NAMES)})")
+
     def names(self) -> frozenset[str]:
         """Every sample name to scan for."""
         names = {"process_start_time_seconds"}
@@ -73,6 +88,15 @@ class Table:
         for families in self.histograms.values():
             names.update(self.prefix + f + suffix for f in families for suffix in HISTOGRAM_SUFFIXES)
         return frozenset(names)
+
+
+def check_fields(keys: Iterable[str], kind: FieldKind | None = None) -> None:
+    """Raise ``ValueError`` unless every key names a normalized value (of ``kind``): ``model.SAMPLE_FIELDS``."""
+    valid = [name for name, of in SAMPLE_FIELDS.items() if kind is None or of is kind]
+    for key in keys:
+        if key not in valid:
+            what = f"normalized {kind.value}" if kind is not None else "normalized value"
+            raise ValueError(f"{key!r} is not a {what} (one of: {', '.join(valid)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,18 +174,9 @@ def clamp(ratio: float) -> float:
 def model_sample(model: str, readings: Readings) -> ModelSample:
     """The normalized sample of one model."""
 
-    def value(name: str) -> float | None:
-        return readings.values.get(name, {}).get(model)
-
-    return ModelSample(
-        prompt_tokens=value("prompt_tokens"),
-        generation_tokens=value("generation_tokens"),
-        requests_finished=value("requests_finished"),
-        requests_running=value("requests_running"),
-        requests_waiting=value("requests_waiting"),
-        kv_cache_usage_ratio=value("kv_cache_usage_ratio"),
-        histograms={name: per_model[model] for name, per_model in readings.histograms.items() if model in per_model},
-    )
+    values = {name: readings.values.get(name, {}).get(model) for name in SAMPLE_FIELDS}
+    histograms = {name: per_model[model] for name, per_model in readings.histograms.items() if model in per_model}
+    return ModelSample(**values, histograms=histograms)
 
 
 def parse_table(text: str, table: Table, *, kind: str, counting: TokenCounting, example: str) -> ServerSample:
@@ -200,3 +215,30 @@ def merge(sources: list[Readings]) -> Readings:
             for model, histogram in per_model_histograms.items():
                 target.setdefault(model, histogram)
     return Readings(values, histograms)
+
+
+def table_adapter(
+    *,
+    kind: str,
+    description: str,
+    table: Table,
+    counting: TokenCounting,
+    example: str,
+    ahead_of: tuple[str, ...] = (),
+    extras: tuple[ExtraEndpoint, ...] = (),
+) -> Adapter:
+    """Register the adapter of a server that differs from others only in names: its ``table`` says them.
+
+    ``parse`` reads the table's families (``example`` names one in the error for a body without any);
+    ``detect`` looks for the table's prefix at the start of a line.
+    """
+
+    def parse(text: str) -> ServerSample:
+        return parse_table(text, table, kind=kind, counting=counting, example=example)
+
+    def detect(text: str) -> bool:
+        return mentions(text, table.prefix)
+
+    parse.__doc__ = f"Parse a {kind} body with its table."
+    detect.__doc__ = f"Whether a body has {table.prefix} families."
+    return register(Adapter(kind, description, parse, detect, ahead_of=ahead_of, extras=extras))

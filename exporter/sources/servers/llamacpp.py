@@ -30,6 +30,7 @@ from typing import Any
 from exporter.model import ModelSample, ServerSample, TokenCounting
 from exporter.sources.servers._base import Adapter, ExtraEndpoint, ParseError, register
 from exporter.sources.servers._extras import MAX_MODEL_LENGTH, json_object, json_value, text_field, with_model_name
+from exporter.sources.servers._families import check_fields
 from exporter.sources.servers._text import Series, mentions, scan
 
 PREFIX = "llamacpp:"
@@ -41,6 +42,7 @@ FIELDS = {
     "kv_cache_usage_ratio": "kv_cache_usage_ratio",
 }
 """Normalized field → family name (after the prefix)."""
+check_fields(FIELDS)
 
 
 def _value(found: dict[str, Series], family: str) -> float | None:
@@ -58,13 +60,8 @@ def parse(text: str) -> ServerSample:
     if not found:
         raise ParseError(f"no llama.cpp metrics found (expected families such as {PREFIX}tokens_predicted_total)")
     kv = values["kv_cache_usage_ratio"]
-    model = ModelSample(
-        prompt_tokens=values["prompt_tokens"],
-        generation_tokens=values["generation_tokens"],
-        requests_running=values["requests_running"],
-        requests_waiting=values["requests_waiting"],
-        kv_cache_usage_ratio=min(kv, 1.0) if kv is not None else None,
-    )
+    values["kv_cache_usage_ratio"] = min(kv, 1.0) if kv is not None else None
+    model = ModelSample(**values, histograms={})
     return ServerSample(kind="llamacpp", models={"": model}, token_counting=TokenCounting.AT_COMPLETION)
 
 

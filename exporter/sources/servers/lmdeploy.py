@@ -18,10 +18,8 @@ from the per-request ``time_per_output_token_seconds``.
 
 from __future__ import annotations
 
-from exporter.model import ServerSample, TokenCounting
-from exporter.sources.servers._base import Adapter, register
-from exporter.sources.servers._families import Table, parse_table
-from exporter.sources.servers._text import mentions
+from exporter.model import TokenCounting
+from exporter.sources.servers._families import Table, table_adapter
 
 PREFIX = "lmdeploy:"
 TABLE = Table(
@@ -43,18 +41,10 @@ TABLE = Table(
 )
 
 
-def parse(text: str) -> ServerSample:
-    """Parse an LMDeploy ``/metrics`` body."""
-    return parse_table(
-        text, TABLE, kind="lmdeploy", counting=TokenCounting.INCREMENTAL, example="lmdeploy:generation_tokens_total"
-    )
-
-
-def detect(text: str) -> bool:
-    """An LMDeploy body has ``lmdeploy:`` families."""
-    return mentions(text, PREFIX)
-
-
-ADAPTER = register(
-    Adapter(kind="lmdeploy", description="LMDeploy api_server (lmdeploy: families)", parse=parse, detect=detect)
+ADAPTER = table_adapter(
+    kind="lmdeploy",
+    description="LMDeploy api_server (lmdeploy: families)",
+    table=TABLE,
+    counting=TokenCounting.INCREMENTAL,
+    example="lmdeploy:generation_tokens_total",
 )

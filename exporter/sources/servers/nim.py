@@ -14,7 +14,7 @@ that finished with ``stop`` or ``length``, so finished requests come from ``requ
 The version comes from the ``version`` endpoint next to the metrics path (``/v1/version`` beside
 ``/v1/metrics``; its ``release``), read on every poll right after the metrics.
 
-Detection comes after every prefixed server (priority 150): unprefixed names such as
+Detection comes after every prefixed server (a fallback adapter): unprefixed names such as
 ``num_requests_running`` are generic enough that a body with ``vllm:``, ``sglang:`` or ``tgi_``
 families must be claimed by those adapters first.
 """
@@ -65,7 +65,7 @@ ADAPTER = register(
         description="NVIDIA NIM for LLMs 1.x (vLLM families without a prefix; version from GET /v1/version)",
         parse=parse,
         detect=detect,
-        priority=150,
+        fallback=True,
         extras=(ExtraEndpoint("version", merge_version),),
     )
 )

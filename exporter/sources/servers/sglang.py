@@ -23,10 +23,9 @@ Renamed: ``time_per_output_token_seconds`` → ``inter_token_latency_seconds`` (
 
 from __future__ import annotations
 
-from exporter.model import ServerSample, TokenCounting
-from exporter.sources.servers._base import Adapter, register
-from exporter.sources.servers._families import Table, parse_table
-from exporter.sources.servers._text import Labels, Series, mentions
+from exporter.model import TokenCounting
+from exporter.sources.servers._families import Table, table_adapter
+from exporter.sources.servers._text import Labels, Series
 
 PREFIX = "sglang:"
 REPLICA_RANKS = ("tp_rank", "pp_rank", "moe_ep_rank")
@@ -73,18 +72,10 @@ TABLE = Table(
 )
 
 
-def parse(text: str) -> ServerSample:
-    """Parse an SGLang ``/metrics`` body."""
-    return parse_table(
-        text, TABLE, kind="sglang", counting=TokenCounting.AT_COMPLETION, example="sglang:generation_tokens_total"
-    )
-
-
-def detect(text: str) -> bool:
-    """An SGLang body has ``sglang:`` families."""
-    return mentions(text, PREFIX)
-
-
-ADAPTER = register(
-    Adapter(kind="sglang", description="SGLang 0.4 and 0.5 (ranks summed per model)", parse=parse, detect=detect)
+ADAPTER = table_adapter(
+    kind="sglang",
+    description="SGLang 0.4 and 0.5 (ranks summed per model)",
+    table=TABLE,
+    counting=TokenCounting.AT_COMPLETION,
+    example="sglang:generation_tokens_total",
 )

@@ -26,7 +26,7 @@ for that poll; set ``model:`` to pin the name.
 from __future__ import annotations
 
 from exporter.model import ServerSample, TokenCounting
-from exporter.sources.servers._base import Adapter, ExtraEndpoint, register
+from exporter.sources.servers._base import ExtraEndpoint
 from exporter.sources.servers._extras import (
     MAX_MODEL_LENGTH,
     MAX_VERSION_LENGTH,
@@ -35,8 +35,7 @@ from exporter.sources.servers._extras import (
     with_model_name,
     with_version,
 )
-from exporter.sources.servers._families import Table, parse_table
-from exporter.sources.servers._text import mentions
+from exporter.sources.servers._families import Table, table_adapter
 
 PREFIX = "tgi_"
 TABLE = Table(
@@ -56,18 +55,6 @@ TABLE = Table(
 )
 
 
-def parse(text: str) -> ServerSample:
-    """Parse a TGI router ``/metrics`` body."""
-    return parse_table(
-        text, TABLE, kind="tgi", counting=TokenCounting.AT_COMPLETION, example="tgi_request_generated_tokens"
-    )
-
-
-def detect(text: str) -> bool:
-    """A TGI body has ``tgi_`` families."""
-    return mentions(text, PREFIX)
-
-
 def merge_info(sample: ServerSample, body: str) -> ServerSample:
     """Name the model from ``GET /info``'s ``model_id`` and take its ``version``."""
     info = json_object(body, "GET /info")
@@ -75,12 +62,11 @@ def merge_info(sample: ServerSample, body: str) -> ServerSample:
     return with_model_name(sample, text_field(info, "model_id", MAX_MODEL_LENGTH))
 
 
-ADAPTER = register(
-    Adapter(
-        kind="tgi",
-        description="Hugging Face Text Generation Inference 2.x and 3.x (model name from GET /info)",
-        parse=parse,
-        detect=detect,
-        extras=(ExtraEndpoint("info", merge_info),),
-    )
+ADAPTER = table_adapter(
+    kind="tgi",
+    description="Hugging Face Text Generation Inference 2.x and 3.x (model name from GET /info)",
+    table=TABLE,
+    counting=TokenCounting.AT_COMPLETION,
+    example="tgi_request_generated_tokens",
+    extras=(ExtraEndpoint("info", merge_info),),
 )

@@ -22,7 +22,7 @@ TensorRT-LLM backend: ``nv_trt_llm_request_metrics`` gives running (``active``) 
 histograms the tokens; those histograms are token counts observed when a request finishes, so this
 server counts at completion. vLLM backend: the re-exported ``vllm:`` families (labelled ``model``
 rather than ``model_name``) are read with the vLLM adapter's names; they count every iteration.
-Triton is detected before vLLM (priority 40) because its vLLM backend's body has ``vllm:`` families.
+Triton is detected ahead of vLLM because its vLLM backend's body has ``vllm:`` families.
 """
 
 from __future__ import annotations
@@ -116,6 +116,6 @@ ADAPTER = register(
         description="NVIDIA Triton Inference Server (core, TensorRT-LLM and vLLM backends)",
         parse=parse,
         detect=detect,
-        priority=40,
+        ahead_of=("vllm",),
     )
 )

@@ -17,10 +17,8 @@ name; across engines we take the largest, so one full engine shows.
 
 from __future__ import annotations
 
-from exporter.model import ServerSample, TokenCounting
-from exporter.sources.servers._base import Adapter, register
-from exporter.sources.servers._families import Table, parse_table
-from exporter.sources.servers._text import mentions
+from exporter.model import TokenCounting
+from exporter.sources.servers._families import Table, table_adapter
 
 MODEL_LABEL = "model_name"
 
@@ -57,25 +55,10 @@ def table(prefix: str, model_label: str = MODEL_LABEL) -> Table:
 
 TABLE = table("vllm:")
 
-
-def parse(text: str) -> ServerSample:
-    """Parse a vLLM ``/metrics`` body."""
-    return parse_table(
-        text, TABLE, kind="vllm", counting=TokenCounting.INCREMENTAL, example="vllm:generation_tokens_total"
-    )
-
-
-def detect(text: str) -> bool:
-    """A vLLM body has ``vllm:`` families."""
-    return mentions(text, "vllm:")
-
-
-ADAPTER = register(
-    Adapter(
-        kind="vllm",
-        description="vLLM 0.6 and newer (V1 engine names and the older ones)",
-        parse=parse,
-        detect=detect,
-        priority=50,
-    )
+ADAPTER = table_adapter(
+    kind="vllm",
+    description="vLLM 0.6 and newer (V1 engine names and the older ones)",
+    table=TABLE,
+    counting=TokenCounting.INCREMENTAL,
+    example="vllm:generation_tokens_total",
 )
