@@ -27,7 +27,7 @@ from exporter.config import Config, ConfigError, load_config
 from exporter.config.kubernetes import with_downward_api
 from exporter.serve.sdnotify import Notifier
 from exporter.serve.security.guard import WebSecurity
-from exporter.serve.service import GpuFactory, Service, default_gpu_factory, gpu_options
+from exporter.serve.service import GpuFactory, Service, default_gpu_factory, gpu_source
 from exporter.serve.web import WebSettings, build_app
 from exporter.sources.servers import adapter_kinds
 
@@ -212,12 +212,11 @@ def _load_config(path: str | None) -> Config:
 
 def _simulated(scenario: str) -> GpuFactory:
     from exporter.fakes.nvml import SCENARIOS
-    from exporter.sources.gpu import GpuSource
 
     if scenario not in SCENARIOS:
         raise SystemExit(f"--gpu.simulate: unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
     nvml = SCENARIOS[scenario](time.monotonic)
-    return lambda config: None if config.gpu.enabled == "false" else GpuSource(nvml=nvml, **gpu_options(config))
+    return lambda config: None if config.gpu.enabled == "false" else gpu_source(config, nvml)
 
 
 async def serve(service: Service, listen: ListenAddress, settings: WebSettings, banner: str = "") -> int:

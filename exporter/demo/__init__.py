@@ -17,7 +17,7 @@ from aiohttp import web
 from exporter.config import Config, GpuConfig, PricingConfig, ServerConfig
 from exporter.demo.simulator import SimulatedVllm, simulated_app
 from exporter.fakes.nvml import FakeNvml, h100_node
-from exporter.serve.service import gpu_options
+from exporter.serve.service import gpu_source
 from exporter.sources.gpu import GpuSource
 
 MODELS = ("meta-llama/Llama-3.1-70B-Instruct", "Qwen/Qwen2.5-72B-Instruct")
@@ -33,7 +33,7 @@ class DemoNode:
     config: Config
 
     def gpu_factory(self, config: Config) -> GpuSource:
-        return GpuSource(nvml=self.nvml, **gpu_options(config))
+        return gpu_source(config, self.nvml)
 
     async def close(self) -> None:
         for runner in self.runners:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pynvml
 
@@ -31,7 +31,45 @@ def address(pointer: Any) -> int:
         return 0
 
 
-class FakeNvmlBase:
+class PynvmlNames:
+    """The constants and error classes of ``exporter.sources.gpu.nvml.NvmlModule``, taken from pynvml.
+
+    Declared one by one (rather than only through ``__getattr__``) so the type checker sees that the
+    fake offers everything the GPU module uses.
+    """
+
+    NVMLError: type[Exception] = pynvml.NVMLError
+    NVMLError_FunctionNotFound: type[Exception] = pynvml.NVMLError_FunctionNotFound
+    NVMLError_InvalidArgument: type[Exception] = pynvml.NVMLError_InvalidArgument
+    NVMLError_NoPermission: type[Exception] = pynvml.NVMLError_NoPermission
+    NVMLError_NotFound: type[Exception] = pynvml.NVMLError_NotFound
+    NVMLError_NotSupported: type[Exception] = pynvml.NVMLError_NotSupported
+    NVMLError_Timeout: type[Exception] = pynvml.NVMLError_Timeout
+    NVML_CLOCK_MEM: int = pynvml.NVML_CLOCK_MEM
+    NVML_CLOCK_SM: int = pynvml.NVML_CLOCK_SM
+    NVML_DEVICE_MIG_ENABLE: int = pynvml.NVML_DEVICE_MIG_ENABLE
+    NVML_FI_DEV_POWER_INSTANT: int = pynvml.NVML_FI_DEV_POWER_INSTANT
+    NVML_GPM_METRICS_GET_VERSION: int = pynvml.NVML_GPM_METRICS_GET_VERSION
+    NVML_GPM_METRIC_ANY_TENSOR_UTIL: int = pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL
+    NVML_GPM_METRIC_DRAM_BW_UTIL: int = pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL
+    NVML_GPM_METRIC_SM_OCCUPANCY: int = pynvml.NVML_GPM_METRIC_SM_OCCUPANCY
+    NVML_GPM_METRIC_SM_UTIL: int = pynvml.NVML_GPM_METRIC_SM_UTIL
+    NVML_MEMORY_ERROR_TYPE_CORRECTED: int = pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED
+    NVML_MEMORY_ERROR_TYPE_UNCORRECTED: int = pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED
+    NVML_SUCCESS: int = pynvml.NVML_SUCCESS
+    NVML_TEMPERATURE_GPU: int = pynvml.NVML_TEMPERATURE_GPU
+    NVML_VALUE_TYPE_DOUBLE: int = pynvml.NVML_VALUE_TYPE_DOUBLE
+    NVML_VALUE_TYPE_SIGNED_INT: int = pynvml.NVML_VALUE_TYPE_SIGNED_INT
+    NVML_VALUE_TYPE_SIGNED_LONG_LONG: int = pynvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG
+    NVML_VALUE_TYPE_UNSIGNED_INT: int = pynvml.NVML_VALUE_TYPE_UNSIGNED_INT
+    NVML_VALUE_TYPE_UNSIGNED_LONG: int = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG
+    NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: int = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+    NVML_VOLATILE_ECC: int = pynvml.NVML_VOLATILE_ECC
+    nvmlEventTypeXidCriticalError: int = pynvml.nvmlEventTypeXidCriticalError
+    c_nvmlGpmMetricsGet_t: Any = pynvml.c_nvmlGpmMetricsGet_t
+
+
+class FakeNvmlBase(PynvmlNames):
     """State shared by every part of the fake: GPUs, clock, init state and the handle registry."""
 
     def __init__(
@@ -56,11 +94,13 @@ class FakeNvmlBase:
         self._devices: dict[int, FakeGpu | FakeMigDevice] = {}
         self._parents: dict[int, FakeGpu] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        """Constants, structs and error classes come from the real pynvml."""
-        if name.startswith(("NVML", "c_nvml", "nvmlClocks", "nvmlEventType", "nvmlMemory_")):
-            return getattr(pynvml, name)
-        raise AttributeError(name)
+    if not TYPE_CHECKING:  # to the type checker, the fake has only what it declares
+
+        def __getattr__(self, name: str) -> Any:
+            """Constants, structs and error classes come from the real pynvml."""
+            if name.startswith(("NVML", "c_nvml", "nvmlClocks", "nvmlEventType", "nvmlMemory_")):
+                return getattr(pynvml, name)
+            raise AttributeError(name)
 
     def _ready(self) -> None:
         self.calls += 1

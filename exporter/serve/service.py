@@ -26,6 +26,7 @@ from exporter.poll.poller import Poller
 from exporter.serve.sdnotify import Notifier
 from exporter.serve.status import StatusBoard
 from exporter.sources.gpu import GpuSource
+from exporter.sources.gpu.nvml import NvmlModule
 
 log = structlog.get_logger("exporter.serve.service")
 
@@ -44,14 +45,14 @@ class ReloadResult:
     removed: tuple[str, ...] = ()
 
 
-def gpu_options(config: Config) -> dict[str, bool]:
-    """The GPU source's options from the config: GPM and XID events."""
-    return {"gpm": config.gpu.gpm, "xid_events": config.gpu.xid_events}
+def gpu_source(config: Config, nvml: NvmlModule | None = None) -> GpuSource:
+    """The GPU source with the config's options (GPM, XID events), on ``nvml`` (default: the real one)."""
+    return GpuSource(nvml, gpm=config.gpu.gpm, xid_events=config.gpu.xid_events)
 
 
 def default_gpu_factory(config: Config) -> GpuSource | None:
     """Real NVML unless the config disables GPUs."""
-    return None if config.gpu.enabled == "false" else GpuSource(**gpu_options(config))
+    return None if config.gpu.enabled == "false" else gpu_source(config)
 
 
 class Service:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from exporter.model import CLOCK_EVENT_REASONS, GpuProcess, GpuSample
+from exporter.sources.gpu.nvml import Handle, NvmlModule
 
 T = TypeVar("T")
 
@@ -36,7 +37,7 @@ _REASON_CONSTANTS = (
 class Nvml:
     """The injected NVML module, with the rule that an unsupported value is ``None``, not an error."""
 
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: NvmlModule) -> None:
         self.module = module
         self.skip: tuple[type[BaseException], ...] = (
             module.NVMLError_NotSupported,
@@ -66,12 +67,12 @@ class Identity:
     name: str
 
 
-def identify(nvml: Nvml, index: int, handle: Any) -> Identity:
+def identify(nvml: Nvml, index: int, handle: Handle) -> Identity:
     """Index, UUID and name of the GPU behind ``handle``."""
     return Identity(index, text(nvml.module.nvmlDeviceGetUUID(handle)), text(nvml.module.nvmlDeviceGetName(handle)))
 
 
-def read_fast(nvml: Nvml, who: Identity, handle: Any) -> GpuSample:
+def read_fast(nvml: Nvml, who: Identity, handle: Handle) -> GpuSample:
     """Utilization, memory, power, energy, temperature, clocks and clock events of one GPU."""
     m = nvml.module
     memory = memory_info(nvml, handle)
@@ -91,7 +92,7 @@ def read_fast(nvml: Nvml, who: Identity, handle: Any) -> GpuSample:
     )
 
 
-def memory_info(nvml: Nvml, handle: Any) -> Any:
+def memory_info(nvml: Nvml, handle: Handle) -> Any:
     """Memory info, version 2 where the driver has it (``used`` then leaves out what the driver reserves,
     as ``nvidia-smi`` shows it), else version 1; ``None`` when unsupported."""
     m = nvml.module
@@ -102,7 +103,7 @@ def memory_info(nvml: Nvml, handle: Any) -> Any:
     return nvml.optional(m.nvmlDeviceGetMemoryInfo, handle)
 
 
-def power_watts(nvml: Nvml, handle: Any) -> float | None:
+def power_watts(nvml: Nvml, handle: Handle) -> float | None:
     """Instantaneous power where the driver has it (a field value), else NVML's power usage."""
     m = nvml.module
     values = nvml.optional(m.nvmlDeviceGetFieldValues, handle, [m.NVML_FI_DEV_POWER_INSTANT])
@@ -113,7 +114,7 @@ def power_watts(nvml: Nvml, handle: Any) -> float | None:
     return nvml.scaled(lambda: m.nvmlDeviceGetPowerUsage(handle), 0.001)
 
 
-def field_value(m: Any, value: Any) -> float | None:
+def field_value(m: NvmlModule, value: Any) -> float | None:
     """The number in a ``c_nvmlFieldValue_t``, by its value type."""
     member = {
         m.NVML_VALUE_TYPE_DOUBLE: "dVal",
@@ -126,7 +127,7 @@ def field_value(m: Any, value: Any) -> float | None:
     return float(getattr(value.value, member)) if member is not None else None
 
 
-def clock_events(nvml: Nvml, handle: Any) -> frozenset[str] | None:
+def clock_events(nvml: Nvml, handle: Handle) -> frozenset[str] | None:
     """The active clock event reasons, through the current call or, on older drivers, the throttle one."""
     m = nvml.module
     bits = nvml.optional(m.nvmlDeviceGetCurrentClocksEventReasons, handle)
@@ -137,7 +138,7 @@ def clock_events(nvml: Nvml, handle: Any) -> frozenset[str] | None:
     return decode_clock_events(m, int(bits))
 
 
-def decode_clock_events(m: Any, bits: int) -> frozenset[str]:
+def decode_clock_events(m: NvmlModule, bits: int) -> frozenset[str]:
     """Names of the reasons set in ``bits``; bits without a name here are ignored."""
     return frozenset(
         name
@@ -157,7 +158,7 @@ class SlowValues:
     minor_number: int | None
 
 
-def read_slow(nvml: Nvml, handle: Any, mig_mode: bool) -> SlowValues:
+def read_slow(nvml: Nvml, handle: Handle, mig_mode: bool) -> SlowValues:
     """Compute processes, power limit, ECC counts and device minor number of one GPU."""
     m = nvml.module
 
@@ -173,7 +174,7 @@ def read_slow(nvml: Nvml, handle: Any, mig_mode: bool) -> SlowValues:
     )
 
 
-def processes(nvml: Nvml, handle: Any) -> tuple[GpuProcess, ...] | None:
+def processes(nvml: Nvml, handle: Handle) -> tuple[GpuProcess, ...] | None:
     """The compute processes on a GPU (or MIG instance) with their memory, ``None`` if NVML will not say."""
     listed = nvml.optional(nvml.module.nvmlDeviceGetComputeRunningProcesses, handle)
     if listed is None:

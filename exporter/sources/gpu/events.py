@@ -16,6 +16,7 @@ from typing import Any
 
 from exporter.model import XidCount
 from exporter.sources.gpu.device import Nvml, text
+from exporter.sources.gpu.nvml import Handle
 
 WAIT_MS = 500
 """How long one wait blocks: the longest ``stop`` waits for the thread."""
@@ -50,7 +51,7 @@ class XidWatcher:
         self._thread.start()
         return True
 
-    def watch(self, index: int, uuid: str, handle: Any) -> None:
+    def watch(self, index: int, uuid: str, handle: Handle) -> None:
         """Register a GPU for XID events, once; GPUs that cannot deliver them are skipped."""
         m = self._nvml.module
         if self._set is None or self._watched.get(uuid) == index:
@@ -109,7 +110,7 @@ class XidWatcher:
             return ""
 
 
-def _address(handle: Any) -> int:
+def _address(handle: Handle) -> int:
     try:
         return int(ctypes.cast(handle, ctypes.c_void_p).value or 0)
     except (TypeError, ctypes.ArgumentError):

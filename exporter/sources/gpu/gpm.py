@@ -13,6 +13,7 @@ from typing import Any
 
 from exporter.model import GpmMetrics
 from exporter.sources.gpu.device import Nvml
+from exporter.sources.gpu.nvml import Handle
 
 _METRICS = (
     ("sm_activity_ratio", "NVML_GPM_METRIC_SM_UTIL"),
@@ -35,7 +36,7 @@ class GpmSampler:
         """Per device: [previous sample or None, spare buffer]."""
         self._unsupported: set[str] = set()
 
-    def supported(self, uuid: str, handle: Any) -> bool:
+    def supported(self, uuid: str, handle: Handle) -> bool:
         """True when the GPU has GPM; asked once per GPU."""
         if uuid in self._unsupported:
             return False
@@ -46,7 +47,7 @@ class GpmSampler:
             return False
         return True
 
-    def measure(self, key: Key, handle: Any) -> GpmMetrics | None:
+    def measure(self, key: Key, handle: Handle) -> GpmMetrics | None:
         """Take a sample of the GPU (or of its MIG instance ``key[1]``); return the ratios since the last one."""
         m = self._nvml.module
         buffers = self._buffers.get(key)

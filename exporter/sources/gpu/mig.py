@@ -12,18 +12,19 @@ from typing import Any
 
 from exporter.model import MigDeviceSample
 from exporter.sources.gpu.device import Nvml, memory_info, processes, text
+from exporter.sources.gpu.nvml import Handle
 
 _PROFILE = re.compile(r"MIG\s+(\S+)$")
 
 
-def mig_enabled(nvml: Nvml, handle: Any) -> bool:
+def mig_enabled(nvml: Nvml, handle: Handle) -> bool:
     """True when the GPU runs in MIG mode now (``False`` where MIG is unsupported)."""
     m = nvml.module
     modes = nvml.optional(m.nvmlDeviceGetMigMode, handle)
     return modes is not None and int(modes[0]) == int(m.NVML_DEVICE_MIG_ENABLE)
 
 
-def read_mig_devices(nvml: Nvml, handle: Any) -> tuple[MigDeviceSample, ...]:
+def read_mig_devices(nvml: Nvml, handle: Handle) -> tuple[MigDeviceSample, ...]:
     """Every MIG instance of a GPU in MIG mode, in NVML's order."""
     m = nvml.module
     count = nvml.optional(m.nvmlDeviceGetMaxMigDeviceCount, handle) or 0

@@ -34,13 +34,14 @@ from exporter.sources.gpu.device import Identity, Nvml, identify, read_fast, rea
 from exporter.sources.gpu.events import XidWatcher
 from exporter.sources.gpu.gpm import GpmSampler, Key
 from exporter.sources.gpu.mig import mig_enabled, read_mig_devices
+from exporter.sources.gpu.nvml import Handle, NvmlModule
 
 
 class NvmlUnavailable(Exception):
     """NVML cannot be used on this machine (no library, no driver, no permission)."""
 
 
-def load_pynvml() -> Any:
+def load_pynvml() -> NvmlModule:
     """Import the real ``pynvml``; it loads the shared library only at ``nvmlInit``."""
     return importlib.import_module("pynvml")
 
@@ -48,8 +49,8 @@ def load_pynvml() -> Any:
 class GpuSource:
     """Reads every GPU. ``read_fast`` and ``read_slow`` may run in two threads at once; each alone is serial."""
 
-    def __init__(self, nvml: Any | None = None, *, gpm: bool = False, xid_events: bool = False) -> None:
-        self._module = nvml if nvml is not None else load_pynvml()
+    def __init__(self, nvml: NvmlModule | None = None, *, gpm: bool = False, xid_events: bool = False) -> None:
+        self._module: NvmlModule = nvml if nvml is not None else load_pynvml()
         self._nvml = Nvml(self._module)
         self._initialized = False
         self._uuids: dict[int, str] = {}
@@ -133,7 +134,7 @@ class GpuSource:
                 lost.append((index, self._uuids.get(index, "")))
         return GpuReading(driver_version=driver, gpus=tuple(gpus), lost=tuple(lost))
 
-    def _fast_one(self, who: Identity, handle: Any) -> GpuSample:
+    def _fast_one(self, who: Identity, handle: Handle) -> GpuSample:
         sample = read_fast(self._nvml, who, handle)
         slow = self._slow.get(who.uuid)
         if slow is None:
@@ -154,7 +155,7 @@ class GpuSource:
         )
 
     def _gpm_values(
-        self, uuid: str, handle: Any, migs: tuple[MigDeviceSample, ...]
+        self, uuid: str, handle: Handle, migs: tuple[MigDeviceSample, ...]
     ) -> tuple[GpmMetrics | None, tuple[MigDeviceSample, ...]]:
         assert self._gpm is not None
         if not migs:
@@ -173,7 +174,7 @@ class GpuSource:
             keys.update((gpu.uuid, mig.gpu_instance) for mig in gpu.mig_devices)
         return keys
 
-    def _slow_one(self, who: Identity, handle: Any) -> GpuSample:
+    def _slow_one(self, who: Identity, handle: Handle) -> GpuSample:
         mig = mig_enabled(self._nvml, handle)
         values = read_slow(self._nvml, handle, mig)
         devices = read_mig_devices(self._nvml, handle) if mig else ()
