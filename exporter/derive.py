@@ -278,20 +278,17 @@ def _one_model_rates(
         requests_per_second=requests,
         generation_tokens_per_second_per_gpu=_ratio(generation, economics.gpu_count),
         cost_per_request=_ratio(cost, requests),
-        cost_per_million_generation_tokens=_scaled(_ratio(cost, generation), 1e6),
+        cost_per_million_generation_tokens=_ratio(cost, generation, scale=1e6),
         energy_joules_per_generation_token=_ratio(power, generation),
     )
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+def _ratio(numerator: float | None, denominator: float | None, *, scale: float = 1.0) -> float | None:
+    """``numerator / denominator × scale``; ``None`` when undefined or not finite (checked after scaling)."""
     if numerator is None or denominator is None or denominator <= 0:
         return None
-    value = numerator / denominator
+    value = numerator / denominator * scale
     return value if math.isfinite(value) else None
-
-
-def _scaled(value: float | None, factor: float) -> float | None:
-    return None if value is None else value * factor
 
 
 def gpu_generation_rates(

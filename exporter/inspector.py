@@ -77,9 +77,9 @@ async def poll_url(url: str, kind: str, timeout: float) -> ServerSample:
     """Poll a URL as the exporter polls a configured server."""
     config = ServerConfig(name="inspect", url=url, kind=kind, timeout=timeout)
     async with aiohttp.ClientSession() as session:
-        scraper = ServerReader(config, session, max_body_bytes=MAX_BYTES, max_series=DEFAULT_MAX_SERIES)
+        reader = ServerReader(config, session, max_body_bytes=MAX_BYTES, max_series=DEFAULT_MAX_SERIES)
         try:
-            return await scraper.poll()
+            return await reader.poll()
         except UpstreamError as exc:
             raise InspectError(str(exc)) from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from exporter import derive
@@ -133,6 +133,7 @@ rates = st.none() | st.floats(min_value=0.0, max_value=1e6)
     st.none() | st.floats(min_value=0.0, max_value=10.0),
     st.none() | st.floats(min_value=0.0, max_value=1e4),
 )
+@example({"0": (None, 2.2250738585072014e-308, None)}, 0, 1.0, None)  # cost per 1M tokens overflowed to inf
 def test_derived_model_values_are_absent_or_finite_and_non_negative(
     models: dict[str, tuple[float | None, float | None, float | None]],
     gpus: int,

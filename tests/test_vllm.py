@@ -41,7 +41,7 @@ def test_the_recorded_body_yields_all_four_latency_histograms_in_seconds() -> No
     }
     ttft = histograms["time_to_first_token"]
     assert ttft.count == 4
-    assert ttft.sum == pytest.approx(0.5128879344037622 + 0.20012651147348381)
+    assert ttft.sum == pytest.approx(0.51289 + 0.20013, rel=1e-4)  # the two engines' _sum lines
     assert ttft.buckets[-1] == (math.inf, 4.0)
     assert dict(ttft.buckets)[0.25] == 4.0
     assert [b for b, _ in ttft.buckets] == sorted(b for b, _ in ttft.buckets)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
+from exporter.attribution.attributor import Attributor
+from exporter.attribution.kubelet import PodResourcesClient
 from exporter.config import Config, ConfigError
 from exporter.exposition.cache import Exposition, Variant
 from exporter.exposition.demand import Demand
@@ -31,6 +33,8 @@ from exporter.sources.gpu.nvml import NvmlModule
 log = structlog.get_logger("exporter.serve.service")
 
 GpuFactory = Callable[[Config], GpuSource | None]
+KubeletFactory = Callable[[str], PodResourcesClient]
+"""A client of the kubelet's pod-resources API on the given socket."""
 ConfigLoader = Callable[[], Config]
 """Reads and validates the configuration again; raises ``ConfigError``. Runs in a worker thread."""
 
@@ -67,9 +71,11 @@ class Service:
         wall: Callable[[], float] = time.time,
         config_loader: ConfigLoader | None = None,
         notifier: Notifier | None = None,
+        kubelet: KubeletFactory = PodResourcesClient,
     ) -> None:
         self.config = config
         self._gpu_factory = gpu_factory
+        self._kubelet = kubelet
         self._loader: ConfigLoader = config_loader or (lambda: config)
         self.notifier = notifier or Notifier()
         self._reload = ConfigReload(successful=True, last_success_unix=wall())
@@ -110,6 +116,7 @@ class Service:
             publish=self.publish,
             clock=self._clock,
             wall=self._wall,
+            attributor=Attributor(self.config, kubelet=self._kubelet, wall=self._wall),
         )
         self._start_polling(self.poller)
 

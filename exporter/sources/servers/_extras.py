@@ -1,7 +1,7 @@
 """Helpers for the JSON side endpoints some adapters read beside ``/metrics`` (TGI ``/info``, NIM ``/v1/version``).
 
 What they return is untrusted like any body: anything but a JSON object is a ``ParseError`` (the
-scraper then keeps the sample as it was), and the strings taken from it are cut to a sane length.
+reader then keeps the sample as it was), and the strings taken from it are cut to a sane length.
 """
 
 from __future__ import annotations

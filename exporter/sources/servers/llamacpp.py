@@ -17,8 +17,8 @@ once ``/metrics`` has answered (as paths relative to the metrics URL, so a proxy
   The config's ``model:`` wins over it.
 
 The body has no counter of finished requests, so requests/s and cost per request are absent. Never
-read ``prompt_tokens_seconds`` or ``predicted_tokens_seconds``: each scrape resets the window behind
-them. Older servers also have ``kv_cache_usage_ratio``, read where present.
+read ``prompt_tokens_seconds`` or ``predicted_tokens_seconds``: each read of ``/metrics`` resets the
+window behind them. Older servers also have ``kv_cache_usage_ratio``, read where present.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-def scraper(session: aiohttp.ClientSession, url: str, **kw: object) -> ServerReader:
+def reader(session: aiohttp.ClientSession, url: str, **kw: object) -> ServerReader:
     max_series = int(kw.pop("max_series", 50_000))  # type: ignore[call-overload]
     config = ServerConfig(name="s", url=url, timeout=5.0, **kw)  # type: ignore[arg-type]
     return ServerReader(config, session, max_body_bytes=16 * MIB, max_series=max_series)
@@ -64,7 +64,7 @@ TGI_INFO = '{"model_id": "teknium/OpenHermes-2.5-Mistral-7B", "version": "3.3.5"
 @pytest.mark.asyncio
 async def test_tgi_is_named_and_versioned_by_its_info_endpoint(session: aiohttp.ClientSession) -> None:
     async with loopback({"/metrics": fixture_text("servers", "tgi-3.x.prom"), "/info": TGI_INFO}) as base:
-        sample = await scraper(session, f"{base}/metrics").poll()
+        sample = await reader(session, f"{base}/metrics").poll()
     assert list(sample.models) == ["teknium/OpenHermes-2.5-Mistral-7B"]
     assert (sample.kind, sample.version) == ("tgi", "3.3.5")
 
@@ -72,7 +72,7 @@ async def test_tgi_is_named_and_versioned_by_its_info_endpoint(session: aiohttp.
 @pytest.mark.asyncio
 async def test_the_configured_model_name_wins_over_the_info_endpoint(session: aiohttp.ClientSession) -> None:
     async with loopback({"/metrics": fixture_text("servers", "tgi-3.x.prom"), "/info": TGI_INFO}) as base:
-        sample = await scraper(session, f"{base}/metrics", model="hermes").poll()
+        sample = await reader(session, f"{base}/metrics", model="hermes").poll()
     assert list(sample.models) == ["hermes"]
 
 
@@ -81,7 +81,7 @@ async def test_a_missing_info_endpoint_leaves_the_model_unnamed_and_the_server_u
     session: aiohttp.ClientSession,
 ) -> None:
     async with loopback({"/metrics": fixture_text("servers", "tgi-3.x.prom")}) as base:
-        sample = await scraper(session, f"{base}/metrics").poll()
+        sample = await reader(session, f"{base}/metrics").poll()
     assert list(sample.models) == [""]
     assert sample.models[""].generation_tokens == 3423
 
@@ -90,7 +90,7 @@ async def test_a_missing_info_endpoint_leaves_the_model_unnamed_and_the_server_u
 async def test_nim_takes_its_version_from_the_version_endpoint(session: aiohttp.ClientSession) -> None:
     routes = {"/v1/metrics": fixture_text("servers", "nim-1.x-datadog-real.prom"), "/v1/version": '{"release":"1.0.0"}'}
     async with loopback(routes) as base:
-        sample = await scraper(session, f"{base}/v1/metrics").poll()
+        sample = await reader(session, f"{base}/v1/metrics").poll()
     assert (sample.kind, sample.version) == ("nim", "1.0.0")
 
 
@@ -133,10 +133,10 @@ async def test_the_series_cap_is_the_configured_one_above_and_below_the_default(
     session: aiohttp.ClientSession,
 ) -> None:
     async with loopback({"/metrics": series_body(60_000)}) as base:
-        sample = await scraper(session, f"{base}/metrics", max_series=70_000).poll()
+        sample = await reader(session, f"{base}/metrics", max_series=70_000).poll()
         assert sample.models["m"].generation_tokens == 5
         with pytest.raises(UpstreamError, match=r"more than 1000 series \(max_series_per_server\)"):
-            await scraper(session, f"{base}/metrics", max_series=1000).poll()
+            await reader(session, f"{base}/metrics", max_series=1000).poll()
 
 
 class Streamer:
@@ -177,7 +177,9 @@ async def test_a_100_mib_body_is_refused_after_at_most_the_cap(
 
 
 @pytest.mark.asyncio
-async def test_a_body_that_is_not_utf8_is_a_scrape_error_with_the_byte_offset(session: aiohttp.ClientSession) -> None:
+async def test_a_body_that_is_not_utf8_is_an_upstream_error_with_its_byte_offset(
+    session: aiohttp.ClientSession,
+) -> None:
     async with loopback({"/metrics": b"vllm:x 1\n\xff\xfe garbage"}) as base:
         with pytest.raises(UpstreamError, match=r"is not UTF-8 \(byte 9\)"):
-            await scraper(session, f"{base}/metrics").poll()
+            await reader(session, f"{base}/metrics").poll()
