@@ -2,7 +2,7 @@
 
 ``verify`` insists that ``ExecStart``'s program exists, so the test points the unit's install prefix
 (``/opt/inference-throughput-exporter``) at this environment's console script and changes nothing
-else. ``security`` rates the shipped file as it is, and README must quote the same figure.
+else. ``security`` rates the shipped file as it is, and docs/deployment.md must quote the same figure.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def test_the_unit_is_rated_ok_or_better_and_readme_quotes_the_figure() -> None:
     level = exposure(result.stdout)
     assert result.returncode == 0 and level <= MAX_EXPOSURE, result.stdout[-3000:]
     assert "OK" in result.stdout.splitlines()[-1] or "SAFE" in result.stdout.splitlines()[-1]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"rates the unit **{level}**" in readme, "README's Deployment section must quote the current figure"
+    page = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    assert f"rates the unit **{level}**" in page, "docs/deployment.md must quote the current figure"
     assert f"rates this unit {level}" in UNIT.read_text(encoding="utf-8")
 
 

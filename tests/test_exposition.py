@@ -1,4 +1,4 @@
-"""The exposition: whole-exporter output against a golden file, promtool, OpenMetrics, gzip, README table."""
+"""The exposition: whole-exporter output against a golden file, promtool, OpenMetrics, gzip, the metrics table."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from tests.conftest import fixture_text, require_tool
 from tests.helpers import Clock, gpu_loops_once, scripted_server
 
 GOLDEN = Path(__file__).parent / "golden" / "exporter.prom"
-README = Path(__file__).parent.parent / "README.md"
+METRICS_DOC = Path(__file__).parent.parent / "docs" / "metrics.md"
 
 
 async def fixture_snapshot() -> Snapshot:
@@ -153,5 +153,5 @@ def test_metric_names_follow_prometheus_conventions() -> None:
 
 
 def test_readme_metrics_table_is_up_to_date() -> None:
-    readme = README.read_text(encoding="utf-8")
-    assert doc.replace_table(readme) == readme, "run: python -m exporter.exposition.doc --write README.md"
+    text = METRICS_DOC.read_text(encoding="utf-8")
+    assert doc.replace_table(text) == text, "run: python -m exporter.exposition.doc --write docs/metrics.md"

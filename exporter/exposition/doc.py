@@ -1,7 +1,7 @@
-"""Render the metrics table of README.md from ``exporter.exposition.metrics``.
+"""Render the metrics table of docs/metrics.md from ``exporter.exposition.metrics``.
 
-``python -m exporter.exposition.doc`` prints the table; ``--write README.md`` replaces the table between
-its markers. A test fails when README's table differs from what this prints.
+``python -m exporter.exposition.doc`` prints the table; ``--write docs/metrics.md`` replaces the table
+between its markers. A test fails when the committed table differs from what this prints.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def replace_table(text: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", metavar="README", help="rewrite the table in this file")
+    parser.add_argument("--write", metavar="FILE", help="rewrite the table in this file (docs/metrics.md)")
     args = parser.parse_args()
     if args.write:
         path = Path(args.write)

@@ -1,6 +1,6 @@
 """Every metric the exporter serves, defined once: name, type, labels, help, and where it comes from.
 
-These names, types and labels are the project's public API. README's metrics table is checked
+These names, types and labels are the project's public API. The metrics table of docs/metrics.md is checked
 against this module by a test, so the two cannot drift. Never rename a metric here without a
 deprecation period in which both names are served.
 """
@@ -27,7 +27,7 @@ class Metric:
     help: str
     labels: tuple[str, ...]
     source: str
-    """Where the number comes from, for the README table."""
+    """Where the number comes from, for the metrics table."""
 
 
 def _m(name: str, type_: MetricType, labels: tuple[str, ...], help_: str, source: str) -> Metric:
