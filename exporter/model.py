@@ -273,6 +273,45 @@ class ServerView:
     """How its GPUs were found: ``config``, ``processes``, ``device_files``, ``kubelet`` or ``none``."""
     gpu_memory_used_bytes: float | None = None
     """GPU memory its processes use, where the GPUs were found from its processes."""
+    deployment: str = ""
+    """The deployment it belongs to, ``""`` for none."""
+    role: str = "engine"
+    """Its role there; a ``worker`` (GPUs without ``/metrics``) is never polled and has no ``up``."""
+
+    @property
+    def priced(self) -> bool:
+        """Whether its cost and power are served: while it is up, and always for a worker."""
+        return self.sample is not None or self.role == "worker"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRates:
+    """Values derived for one deployment and model over the rate window, each request counted once.
+
+    Requests and tokens come from its frontends when it has one, else from the servers that finish
+    requests (``decode`` and plain ``engine`` servers); GPUs and cost from every server in it.
+    ``None``: undefined, left out.
+    """
+
+    prompt_tokens_per_second: float | None = None
+    generation_tokens_per_second: float | None = None
+    requests_per_second: float | None = None
+    generation_tokens_per_second_per_gpu: float | None = None
+    """Over every GPU of the deployment, prefill and workers included."""
+    cost_per_request: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentView:
+    """A deployment whose servers are all on this node, seen as a whole."""
+
+    name: str
+    gpus: int
+    """GPUs of all its servers (the sum of their ``inference_server_gpus``)."""
+    cost_per_second: float | None
+    """What its GPUs cost per second, ``None`` when none of its servers has GPUs attributed."""
+    rates: Mapping[str, DeploymentRates]
+    """Per model, as the counting servers name it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +383,8 @@ class Snapshot:
     """The kubelet pod-resources API; ``None`` when Kubernetes attribution is off."""
     missed_polls: int = 0
     """Counter: polls skipped since the start because the one before overran its interval."""
+    deployments: tuple[DeploymentView, ...] = ()
+    """Deployments whose servers are all on this node (not ``spans_nodes``)."""
     loop_errors: tuple[tuple[str, int], ...] = ()
     """Counter per loop (``servers``, ``gpu_fast``, ...): iterations that failed and were survived."""
 

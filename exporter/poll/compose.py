@@ -16,11 +16,12 @@ derived, so a bug never leaves stale values looking fresh.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from exporter import derive
 from exporter.attribution.resolve import Attribution, shares
 from exporter.config import PricingConfig
+from exporter.config.model import DeploymentConfig
 from exporter.model import (
     DeviceOwner,
     GpuReading,
@@ -42,6 +43,8 @@ class ServerInput:
     status: SourceStatus
     sample: ServerSample | None
     windows: Mapping[str, derive.ModelWindows]
+    deployment: str = ""
+    role: str = "engine"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class Inputs:
     kubelet: SourceStatus | None = None
     missed_polls: int = 0
     loop_errors: tuple[tuple[str, int], ...] = ()
+    deployments: Mapping[str, DeploymentConfig] = field(default_factory=dict)
+    """Settings per deployment name; one that ``spans_nodes`` gets no deployment view here."""
 
 
 NO_ATTRIBUTION = Attribution("none", ())
@@ -115,6 +120,8 @@ def _server_view(
         power_watts=economics.power_watts,
         attribution=attribution.method,
         gpu_memory_used_bytes=attribution.memory_bytes,
+        deployment=server.deployment,
+        role=server.role,
     )
 
 
@@ -171,7 +178,7 @@ def degraded(inputs: Inputs, reason: str) -> Snapshot:
     return Snapshot(
         taken_at_unix=inputs.taken_at_unix,
         servers=tuple(
-            ServerView(name=s.name, status=status, sample=None, gpus=(), rates={})
+            ServerView(name=s.name, status=status, sample=None, gpus=(), rates={}, deployment=s.deployment, role=s.role)
             for s, status in zip(inputs.servers, down, strict=True)
         ),
         gpus=(),
