@@ -40,11 +40,12 @@ llama-server: $(STAMP)
 e2e-llamacpp: llama-server
 	$(BIN)/pytest -m llamacpp -rP
 
-# Regenerate dashboards/*.json, rules/{recording,alerts}.yml and the PrometheusRule made from them
-# (tests fail when any of them is stale).
+# Regenerate dashboards/*.json, rules/{recording,alerts}.yml, the PrometheusRule made from them, and
+# the copies the mixin (mixin/generated) and the Helm chart (files/) carry (tests fail when any is stale).
 dashboards: $(STAMP)
 	$(BIN)/python -m dashboards
 	$(BIN)/python -m rules
+	$(BIN)/python -m rules.bundles
 	$(BIN)/python scripts/prometheusrule.py --write deploy/kubernetes/prometheusrule.yaml
 
 # Every benchmark against its baseline measured in the same run, as one table (README: Performance).

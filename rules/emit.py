@@ -100,7 +100,8 @@ def _scalar(value: Any) -> str:
     if isinstance(value, int | float):
         return _number(value)
     if isinstance(value, str):
-        return value if PLAIN.fullmatch(value) and value.lower() not in RESERVED else json.dumps(value)
+        plain = PLAIN.fullmatch(value) is not None and value.lower() not in RESERVED
+        return value if plain else json.dumps(value, ensure_ascii=False)
     if value in ({}, []):
         return json.dumps(value)
     raise TypeError(f"cannot write {type(value).__name__} as YAML")
