@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "deploy" / "helm" / "inference-throughput-exporter"
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
 NAMESPACE = "inference-throughput-exporter"
+"""Where deploy/kubernetes puts everything, and the chart too by default (namespace.name)."""
+RELEASE_NAMESPACE = "default"
+"""Where the tests install the release (its record); the objects go to NAMESPACE all the same."""
 RELEASE = "inference-throughput-exporter"
 VALUE_FILES = sorted((CHART / "ci").glob("*.yaml"))
 MODES = {"default": [], **{path.stem: ["-f", str(path)] for path in VALUE_FILES}}
@@ -57,8 +60,8 @@ def run(command: list[str], *, check: bool = True) -> subprocess.CompletedProces
     return result
 
 
-def template(*args: str, release: str = RELEASE) -> list[Doc]:
-    out = run([helm(), "template", release, str(CHART), "--namespace", NAMESPACE, *args]).stdout
+def template(*args: str, release: str = RELEASE, namespace: str = RELEASE_NAMESPACE) -> list[Doc]:
+    out = run([helm(), "template", release, str(CHART), "--namespace", namespace, *args]).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
@@ -300,6 +303,19 @@ def test_every_switch_turns_its_object_off() -> None:
     assert sorted(d["kind"] for d in docs) == ["ConfigMap", "DaemonSet", "Service"]
 
 
+def _namespaces(docs: list[Doc]) -> set[str]:
+    return {d["metadata"].get("namespace", "") for d in docs if d["kind"] != "Namespace"}
+
+
+def test_the_objects_go_to_namespace_name_or_with_an_empty_name_to_the_release_s_namespace() -> None:
+    docs = template(namespace="monitoring")
+    assert _namespaces(docs) == {NAMESPACE} and only(docs, "Namespace")["metadata"]["name"] == NAMESPACE
+    docs = template("--set", "namespace.name=", "--set", "namespace.create=false", namespace="monitoring")
+    assert _namespaces(docs) == {"monitoring"} and not kinds(docs, "Namespace")
+    sidecar = template("-f", str(CHART / "ci" / "sidecar-values.yaml"), namespace="llm")
+    assert _namespaces(sidecar) == {"llm"}, "sidecar mode: the server's namespace"
+
+
 def test_another_release_name_keeps_the_job_label_the_alerts_expect() -> None:
     docs = template(release="gpu")
     monitor = only(docs, "ServiceMonitor")
@@ -345,6 +361,8 @@ BAD_VALUES = {
     "web.config.tls_server_config.cert_file=x": "at '/web/scheme': value must be 'HTTPS'",
     "extraArgs[0]=web.enable-lifecycle": "at '/extraArgs/0': 'web.enable-lifecycle' does not match pattern '^--'",
     "replicas=2": "additional properties 'replicas' not allowed",
+    "namespace.name=": "at '/namespace/name': minLength: got 0, want 1",
+    "namespace.name=GPU_Exporters": "at '/namespace/name': 'GPU_Exporters' does not match pattern",
 }
 
 

@@ -14,6 +14,16 @@
 {{- end -}}
 {{- end -}}
 
+{{/* Where the objects go: namespace.name in daemonset mode (as deploy/kubernetes puts them), else the
+release's namespace (sidecar mode: the inference server's). */}}
+{{- define "ite.namespace" -}}
+{{- if and (eq .Values.mode "daemonset") .Values.namespace.name -}}
+{{- .Values.namespace.name -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Helm's own bookkeeping labels. */}}
 {{- define "ite.helmLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
