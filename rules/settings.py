@@ -68,6 +68,13 @@ def _text(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "must be a non-empty string"
 
 
+def _runbook_url(value: Any) -> str | None:
+    if value == "":
+        return None
+    ok = isinstance(value, str) and re.fullmatch(r"https?://[^\s#]+", value) is not None
+    return None if ok else 'must be "" (the project\'s docs/runbooks.md) or an absolute http(s) URL without a #fragment'
+
+
 def _xids(value: Any) -> str | None:
     ok = isinstance(value, list) and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in value)
     return None if ok else "must be a list of XID numbers (positive integers)"
@@ -156,7 +163,7 @@ class Settings:
     """Every threshold and window of the generated rules."""
 
     exporter_job: str = field(metadata=_check(_text))
-    runbook_url: str = field(metadata=_check(_text))
+    runbook_url: str = field(metadata=_check(_runbook_url))
     evaluation_interval: str = field(metadata=_check(_duration))
     throughput_drop: ThroughputDrop = field(metadata=_nested(ThroughputDrop))
     server_down: Hold = field(metadata=_nested(Hold))
