@@ -105,7 +105,7 @@ def test_settings_report_every_problem_with_its_path() -> None:
 def test_settings_that_are_not_a_mapping_are_rejected() -> None:
     with pytest.raises(SettingsError, match="settings: must be a mapping"):
         parse("- just\n- a list\n")
-    with pytest.raises(SettingsError, match="not valid YAML"):
+    with pytest.raises(SettingsError, match="invalid YAML: line"):
         parse("a: [unclosed\n")
 
 
