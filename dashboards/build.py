@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dashboards import fleet, gpu, server
 from dashboards.grafana import Json
@@ -19,8 +20,23 @@ def all_dashboards() -> list[Json]:
 
 
 def render(board: Json) -> str:
-    """Stable JSON text: two-space indents, keys in the order they were built, a final newline."""
-    return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+    """Stable JSON text: two-space indents, sorted keys, a final newline.
+
+    Sorted keys are the order jsonnet writes objects in, so the mixin (``mixin/``) renders these
+    dashboards to the same bytes; integral floats are written as integers for the same reason
+    (jsonnet has one number type).
+    """
+    return json.dumps(_canonical(board), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def documents() -> dict[str, str]:

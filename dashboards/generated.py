@@ -1,6 +1,7 @@
 """Write generated files into a folder, or check that the committed ones there are current.
 
-Shared by ``python -m dashboards`` and ``python -m rules``: both regenerate with ``make dashboards``.
+Shared by ``python -m dashboards``, ``python -m rules`` and ``python -m rules.bundles``: all regenerate
+with ``make dashboards``. A name may hold folders (``rules/alerts.yml``); they are created.
 """
 
 from __future__ import annotations
@@ -26,5 +27,6 @@ def write_or_check(files: dict[str, str], out: Path, *, check: bool) -> int:
             print(f"{out / name} is stale: run `make dashboards`", file=sys.stderr)
         return 1 if stale else 0
     for name, content in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(content, encoding="utf-8")
     return 0

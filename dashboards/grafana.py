@@ -19,11 +19,12 @@ DATASOURCE: Json = {"type": "prometheus", "uid": "${datasource}"}
 CURRENCY_UNIT = "currencyUSD"
 """Unit of every cost panel; the exporter's pricing currency is USD unless its config says otherwise."""
 
-# Units (Grafana unit ids; ``count:`` is a custom count unit with K/M scaling).
-TOKENS_PER_SECOND = "count:tok/s"
+# Units: ids from Grafana's unit catalogue only (grafana/dashboard-linter's panel-units-rule rejects
+# custom ``count:`` units). ``short`` scales with K/M; the panel title says what is counted.
+TOKENS_PER_SECOND = "short"
 REQUESTS_PER_SECOND = "reqps"
-REQUESTS = "count:req"
-GPUS = "count:GPUs"
+REQUESTS = "short"
+GPUS = "short"
 RATIO = "percentunit"
 SECONDS = "s"
 BYTES = "bytes"
@@ -31,7 +32,7 @@ WATTS = "watt"
 JOULES = "joule"
 CELSIUS = "celsius"
 HERTZ = "hertz"
-EVENTS = "count:events"
+EVENTS = "short"
 STATE = "none"
 
 # Label filters built from the dashboard variables.
@@ -43,11 +44,16 @@ GPU = NODE + ', gpu=~"$gpu"'
 
 @dataclass(frozen=True, slots=True)
 class Variable:
-    """A query variable: its values are ``label`` of the series that ``selector`` selects."""
+    """A query variable: its values are the label ``name`` of the series that ``selector`` selects.
+
+    ``all_value`` is the regex that "All" stands for: ``.+`` for ``job`` and ``instance``, as
+    grafana/dashboard-linter's template rules want (every scraped series has both), ``.*`` for the
+    others, which also matches series without the label.
+    """
 
     name: str
-    label: str
     selector: str
+    all_value: str = ".*"
 
     @property
     def query(self) -> str:
@@ -55,11 +61,11 @@ class Variable:
 
 
 VARIABLES = {
-    "job": Variable("job", "Job", "inference_exporter_build_info"),
-    "instance": Variable("instance", "Instance", 'inference_exporter_build_info{job=~"$job"}'),
-    "server": Variable("server", "Server", f"inference_server_up{{{NODE}}}"),
-    "model": Variable("model", "Model", f"inference_generation_tokens_total{{{SERVER}}}"),
-    "gpu": Variable("gpu", "GPU", f"inference_gpu_info{{{NODE}}}"),
+    "job": Variable("job", "inference_exporter_build_info", ".+"),
+    "instance": Variable("instance", 'inference_exporter_build_info{job=~"$job"}', ".+"),
+    "server": Variable("server", f"inference_server_up{{{NODE}}}"),
+    "model": Variable("model", f"inference_generation_tokens_total{{{SERVER}}}"),
+    "gpu": Variable("gpu", f"inference_gpu_info{{{NODE}}}"),
 }
 """The chain: each variable's selector uses only the variables before it."""
 
@@ -231,14 +237,13 @@ class Layout:
 def _variable(var: Variable) -> Json:
     return {
         "name": var.name,
-        "label": var.label,
+        "label": var.name,
         "type": "query",
         "datasource": DATASOURCE,
         "query": var.query,
-        "definition": var.query,
         "refresh": 2,
         "includeAll": True,
-        "allValue": ".*",
+        "allValue": var.all_value,
         "multi": True,
         "sort": 1,
         "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
@@ -285,7 +290,7 @@ def dashboard(uid: str, title: str, description: str, variables: tuple[str, ...]
         "tags": list(TAGS),
         "schemaVersion": SCHEMA_VERSION,
         "version": 1,
-        "editable": True,
+        "editable": False,
         "graphTooltip": 1,
         "timezone": "",
         "time": {"from": "now-3h", "to": "now"},

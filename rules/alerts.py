@@ -2,8 +2,8 @@
 
 The rules follow the monitoring-mixin conventions: every alert is named ``Inference...``, carries
 ``severity`` (critical pages, warning tickets, info informs), holds for a deliberate ``for:``, and
-has ``summary``, ``description`` and a ``runbook_url`` that points at its section of
-``docs/runbooks.md``. GPU alerts live in ``rules.gpu_alerts``, the exporter's own in
+has ``summary``, ``description`` and an absolute ``runbook_url`` that points at its section of
+``docs/runbooks.md`` (``rules.links``). GPU alerts live in ``rules.gpu_alerts``, the exporter's own in
 ``rules.exporter_alerts``; thresholds and windows come from ``rules/settings.yml``.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from rules.links import runbook_url
 from rules.recording import BASELINE_RATIO, MODEL, RUNNING_BASELINE, SERVER
 from rules.settings import Settings
 
@@ -49,7 +50,7 @@ def alert(
         "annotations": {
             "summary": summary,
             "description": description,
-            "runbook_url": f"{settings.runbook_url}#{name.lower()}",
+            "runbook_url": runbook_url(settings, name),
         },
     }
 

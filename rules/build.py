@@ -10,9 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rules import recording
+from rules import emit, recording
 from rules.alerts import server_alerts, throughput_drop
 from rules.exporter_alerts import exporter_alerts
 from rules.gpu_alerts import gpu_alerts
@@ -37,22 +35,9 @@ def alert_groups(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style for multi-line strings, so PromQL reads as written."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-
 def render(groups: list[dict[str, Any]]) -> str:
-    """A rule file: the header comment and the groups."""
-    body = yaml.dump({"groups": groups}, Dumper=_Dumper, sort_keys=False, width=1_000_000, allow_unicode=True)
-    return HEADER + body
+    """A rule file: the header comment and the groups, in the style the mixin writes too (``rules.emit``)."""
+    return HEADER + emit.dump({"groups": groups})
 
 
 def documents(settings: Settings) -> dict[str, str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from exporter.config.read import ConfigError, load_yaml
 
 DEFAULT_PATH = Path(__file__).with_name("settings.yml")
 DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
@@ -35,12 +35,11 @@ Check = Callable[[Any], str | None]
 """Returns why a value is invalid, or ``None`` when it is valid."""
 
 
-class SettingsError(ValueError):
-    """The settings file is invalid; the message lists every problem with its path."""
+class SettingsError(ConfigError):
+    """The settings file is invalid: the exporter's configuration error, every problem with its path."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
+        super().__init__(problems, source)
 
 
 def _is_number(value: Any) -> bool:
@@ -66,6 +65,13 @@ def _non_negative(value: Any) -> str | None:
 
 def _text(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "must be a non-empty string"
+
+
+def _runbook_url(value: Any) -> str | None:
+    if value == "":
+        return None
+    ok = isinstance(value, str) and re.fullmatch(r"https?://[^\s#]+", value) is not None
+    return None if ok else 'must be "" (the project\'s docs/runbooks.md) or an absolute http(s) URL without a #fragment'
 
 
 def _xids(value: Any) -> str | None:
@@ -156,7 +162,7 @@ class Settings:
     """Every threshold and window of the generated rules."""
 
     exporter_job: str = field(metadata=_check(_text))
-    runbook_url: str = field(metadata=_check(_text))
+    runbook_url: str = field(metadata=_check(_runbook_url))
     evaluation_interval: str = field(metadata=_check(_duration))
     throughput_drop: ThroughputDrop = field(metadata=_nested(ThroughputDrop))
     server_down: Hold = field(metadata=_nested(Hold))
@@ -207,9 +213,9 @@ def _join(path: str, key: str) -> str:
 def parse(text: str, source: str = "settings") -> Settings:
     """Parse settings from YAML text; raise ``SettingsError`` listing every problem."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SettingsError(source, [f"not valid YAML: {exc}"]) from exc
+        data = load_yaml(text, source)
+    except ConfigError as exc:
+        raise SettingsError(source, exc.problems) from None
     problems: list[str] = []
     settings = _build(Settings, data, "", problems)
     if problems or settings is None:

@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, settings
 FIXTURES = Path(__file__).parent / "fixtures"
 REQUIRE_TOOLS = os.environ.get("ITE_REQUIRE_TOOLS") == "1"
 """Set by .ci/run: a test that would skip for a missing tool fails instead."""
+TOOLS_DIR = Path(os.environ.get("ITE_TOOLS_DIR") or Path.home() / ".cache" / "inference-throughput-exporter" / "tools")
+"""Where ``make k8s-tools`` (scripts/fetch_k8s_tools.py) puts helm and kubectl; searched before ``PATH``."""
 
 
 def fixture_text(*parts: str) -> str:
@@ -20,8 +22,11 @@ def fixture_text(*parts: str) -> str:
 
 
 def require_tool(name: str, hint: str = "") -> str:
-    """The path of an executable; skip the test without it (fail under ITE_REQUIRE_TOOLS=1)."""
-    path = shutil.which(name)
+    """The path of an executable in ``TOOLS_DIR`` or on ``PATH``; skip the test without it.
+
+    Under ITE_REQUIRE_TOOLS=1 (CI) a missing tool fails the test instead.
+    """
+    path = shutil.which(name, path=os.pathsep.join([str(TOOLS_DIR), os.environ.get("PATH", os.defpath)]))
     if path is None:
         reason = f"{name} is not installed{': ' + hint if hint else ''}"
         if REQUIRE_TOOLS:

@@ -11,6 +11,8 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +105,7 @@ def test_settings_report_every_problem_with_its_path() -> None:
 def test_settings_that_are_not_a_mapping_are_rejected() -> None:
     with pytest.raises(SettingsError, match="settings: must be a mapping"):
         parse("- just\n- a list\n")
-    with pytest.raises(SettingsError, match="not valid YAML"):
+    with pytest.raises(SettingsError, match="invalid YAML: line"):
         parse("a: [unclosed\n")
 
 
@@ -131,7 +133,43 @@ def test_every_alert_follows_the_mixin_conventions() -> None:
         assert rule["labels"]["severity"] in ("critical", "warning", "info"), name
         assert re.fullmatch(r"\d+[smh]", rule["for"]), name
         assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, name
-        assert rule["annotations"]["runbook_url"] == f"docs/runbooks.md#{name.lower()}"
+
+
+def _homepage() -> str:
+    return str(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]["Homepage"])
+
+
+def test_every_runbook_url_is_absolute_and_points_at_its_section_on_the_project_home_page() -> None:
+    sections = {name.lower() for name in _runbook_sections()}
+    for rule in rules("alert"):
+        url = urllib.parse.urlsplit(rule["annotations"]["runbook_url"])
+        assert url.scheme in ("http", "https") and url.netloc, rule["annotations"]["runbook_url"]
+        page = urllib.parse.urlunsplit(url._replace(fragment=""))
+        assert page == f"{_homepage()}/blob/main/docs/runbooks.md", page
+        assert url.fragment == rule["alert"].lower() and url.fragment in sections
+
+
+def test_the_home_page_is_named_only_in_pyproject_among_the_sources() -> None:
+    homepage = _homepage()
+    sources = [*RULES_DIR.glob("*.py"), RULES_DIR / "settings.yml", *(ROOT / "dashboards").glob("*.py")]
+    assert [path.name for path in sources if homepage in path.read_text(encoding="utf-8")] == []
+
+
+def test_a_runbook_url_in_the_settings_replaces_the_project_s_page() -> None:
+    own = "https://git.example.com/sre/runbooks/inference.md"
+    alerts = documents(dataclasses.replace(load(), runbook_url=own))["alerts.yml"]
+    groups = yaml.safe_load(alerts)["groups"]
+    urls = [r["annotations"]["runbook_url"] for g in groups for r in g["rules"] if "alert" in r]
+    assert urls and all(url.startswith(own + "#inference") for url in urls)
+    assert f"{own}#inferencethroughputdrop" in urls
+
+
+@pytest.mark.parametrize("value", ["docs/runbooks.md", "ftp://example.com/runbooks", "https://x.example/r.md#top", 3])
+def test_a_runbook_url_that_is_not_an_absolute_http_url_is_rejected(value: object) -> None:
+    text = SETTINGS_TEXT.replace('runbook_url: ""', f"runbook_url: {json.dumps(value)}")
+    assert text != SETTINGS_TEXT
+    with pytest.raises(SettingsError, match=r"runbook_url: must be \"\" .* or an absolute http\(s\) URL"):
+        parse(text)
 
 
 def test_the_issue_s_alerts_all_exist() -> None:

@@ -1,0 +1,52 @@
+"""A real VictoriaMetrics on loopback (Debian ``victoria-metrics``), queried over its Prometheus API.
+
+Single-node VictoriaMetrics takes Prometheus remote write at ``/api/v1/write`` and answers
+``/api/v1/query`` and ``/api/v1/label/.../values`` as Prometheus does, so ``PrometheusProcess``
+is its client too. ``-search.latencyOffset`` is cut from 30 s to 1 s so fresh samples are
+queryable at once, and the response cache is off, as for backfilling: a test reads while data
+arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.conftest import require_tool
+from tests.helpers import free_port, http_get, stop_process, wait_for
+from tests.prometheus_stack import PrometheusProcess
+
+
+@contextlib.contextmanager
+def run_victoria_metrics(tmp_path: Path, timeout: float = 60.0) -> Iterator[PrometheusProcess]:
+    """Start VictoriaMetrics on 127.0.0.1 and a free port; stop it by PID afterwards."""
+    binary = require_tool("victoria-metrics", "apt-get install victoria-metrics")
+    port = free_port()
+    log_path = tmp_path / "victoria-metrics.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"-storageDataPath={tmp_path / 'vm-data'}",
+                f"-httpListenAddr=127.0.0.1:{port}",
+                "-retentionPeriod=1d",
+                "-search.latencyOffset=1s",
+                "-search.disableCache",
+                "-loggerLevel=WARN",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    store = PrometheusProcess(process, port, log_path)
+    try:
+        wait_for(
+            lambda: process.poll() is None and http_get(f"{store.base}/health", 2.0)[0] == 200,
+            timeout,
+            what=f"victoria-metrics /health (log: {log_path})",
+        )
+        yield store
+    finally:
+        stop_process(process)
+
