@@ -32,6 +32,7 @@ from exporter.model import (
     Snapshot,
     SourceStatus,
 )
+from exporter.poll.deployments import deployment_views
 from exporter.poll.gpus import GpuState
 
 
@@ -92,6 +93,7 @@ def compose(inputs: Inputs) -> Snapshot:
         kubelet=inputs.kubelet,
         missed_polls=inputs.missed_polls,
         loop_errors=inputs.loop_errors,
+        deployments=deployment_views(servers, inputs.deployments),
     )
 
 
