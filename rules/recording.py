@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rules import deployments
+from rules.deployments import ELSEWHERE, INFO
 from rules.settings import Settings
 
 SERVER = "job, instance, server"
@@ -27,15 +29,23 @@ def _record(name: str, expr: str) -> Rule:
 
 
 def fleet_rules() -> list[Rule]:
-    """Tokens/s, tokens/s per GPU, cost and energy per token, per model and for the whole fleet."""
-    return [*_per_model(), *_whole_fleet()]
+    """Tokens/s, tokens/s per GPU, cost and energy per token, per model, for the whole fleet, per deployment.
+
+    Rules of one group run in order: which servers count their deployment's requests comes first,
+    so that the sums below count each request once (a frontend and its engines both see it).
+    """
+    return [*deployments.counting_rules(), *_per_model(), *_whole_fleet(), *deployments.figure_rules()]
+
+
+ONCE = f"unless on({SERVER}) {ELSEWHERE}"
+"""Leaves out the servers whose requests and tokens their deployment's frontend already counts."""
 
 
 def _per_model() -> list[Rule]:
     return [
         _record(
             "model:inference_generation_tokens_per_second:sum",
-            "sum by (model) (inference_generation_tokens_per_second)",
+            f"sum by (model) (inference_generation_tokens_per_second {ONCE})",
         ),
         # GPUs of each server that generates for a model (a server with two models counts for both)
         _record(
@@ -50,7 +60,7 @@ def _per_model() -> list[Rule]:
             "model:inference_generation_tokens_per_second_per_gpu:ratio",
             "model:inference_generation_tokens_per_second:sum\n  / (model:inference_server_gpus:sum > 0)",
         ),
-        _record("model:inference_requests_per_second:sum", "sum by (model) (inference_requests_per_second)"),
+        _record("model:inference_requests_per_second:sum", f"sum by (model) (inference_requests_per_second {ONCE})"),
         _record(
             "model:inference_cost_per_second:sum",
             "sum by (model) (\n"
@@ -70,10 +80,11 @@ def _per_model() -> list[Rule]:
 
 def _whole_fleet() -> list[Rule]:
     return [
-        _record(":inference_generation_tokens_per_second:sum", "sum(inference_generation_tokens_per_second)"),
+        _record(":inference_generation_tokens_per_second:sum", f"sum(inference_generation_tokens_per_second {ONCE})"),
+        # GPUs of the servers that generate, and of every server in a deployment (workers have no rates)
         _record(
             ":inference_server_gpus:sum",
-            f"sum(\n  inference_server_gpus\n  and on({SERVER}) inference_generation_tokens_per_second\n)",
+            f"sum(\n  inference_server_gpus\n  and on({SERVER}) (inference_generation_tokens_per_second or {INFO})\n)",
         ),
         _record(
             ":inference_generation_tokens_per_second_per_gpu:ratio",

@@ -1,0 +1,87 @@
+"""Recording rules for deployments: the same figures as one exporter computes, across any number of nodes.
+
+A deployment's servers may be spread over many exporters (prefill on one node, decode on others, a
+frontend on a CPU node). Every exporter serves the join key ``inference_server_deployment_info
+{server, deployment, role}`` next to its per-server series, and these rules add them up where all
+nodes' series meet, with the exporter's own rules (``exporter/poll/deployments.py``):
+
+- requests and tokens from the deployment's frontends when it has one anywhere, else from its
+  ``decode`` and ``engine`` servers; never from prefill servers or workers;
+- GPUs and cost from every server of the deployment.
+
+``deployment_server:inference_counts_requests:info`` marks the servers whose requests and tokens are
+their deployment's, and ``deployment_server:inference_counted_elsewhere:info`` the others; the fleet
+sums per model use the second to count each request once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SERVER = "job, instance, server"
+"""Labels that identify one configured server of one exporter."""
+INFO = "inference_server_deployment_info"
+COUNTS = "deployment_server:inference_counts_requests:info"
+ELSEWHERE = "deployment_server:inference_counted_elsewhere:info"
+GENERATION = "deployment_model:inference_generation_tokens_per_second:sum"
+GPUS = "deployment:inference_server_gpus:sum"
+COST = "deployment:inference_server_cost_per_second:sum"
+REQUESTS = "deployment_model:inference_requests_per_second:sum"
+
+Rule = dict[str, Any]
+
+
+def _record(name: str, expr: str) -> Rule:
+    return {"record": name, "expr": expr}
+
+
+def counting_rules() -> list[Rule]:
+    """Which servers count their deployment's requests and tokens (run before every sum that uses them)."""
+    frontends = f'group by (deployment) ({INFO}{{role="frontend"}})'
+    return [
+        _record(
+            COUNTS,
+            f'{INFO}{{role="frontend"}}\n  or ({INFO}{{role=~"engine|decode"}} unless on(deployment) {frontends})',
+        ),
+        _record(ELSEWHERE, f"{INFO} unless on({SERVER}) {COUNTS}"),
+    ]
+
+
+def _by_deployment(metric: str, info: str, keep: str) -> str:
+    """``metric`` of the servers in ``info``, summed per deployment (and ``model`` where it has one)."""
+    return f"sum by ({keep}) (\n  {metric}\n    * on({SERVER}) group_left(deployment) {info}\n)"
+
+
+def figure_rules() -> list[Rule]:
+    """Each deployment's tokens/s, requests/s, GPUs, cost, tokens/s per GPU and cost per request."""
+    by_model = "deployment, model"
+    return [
+        _record(GENERATION, _by_deployment("inference_generation_tokens_per_second", COUNTS, by_model)),
+        _record(
+            "deployment_model:inference_prompt_tokens_per_second:sum",
+            _by_deployment("inference_prompt_tokens_per_second", COUNTS, by_model),
+        ),
+        _record(REQUESTS, _by_deployment("inference_requests_per_second", COUNTS, by_model)),
+        _record(GPUS, _by_deployment("inference_server_gpus", INFO, "deployment")),
+        _record(
+            "deployment_role:inference_server_gpus:sum",
+            "sum by (deployment, role) (\n  inference_server_gpus\n"
+            f"    * on({SERVER}) group_left(deployment, role) {INFO}\n)",
+        ),
+        _record(COST, _by_deployment("inference_server_cost_per_second", INFO, "deployment")),
+        _record("deployment:inference_generation_tokens_per_second:sum", f"sum by (deployment) ({GENERATION})"),
+        _record(
+            "deployment_model:inference_generation_tokens_per_second_per_gpu:ratio",
+            f"{GENERATION}\n  / on(deployment) group_left() ({GPUS} > 0)",
+        ),
+        # the deployment's cost split between its models by generation tokens/s, as one exporter splits it
+        _record(
+            "deployment_model:inference_cost_per_request:ratio",
+            f"{COST}\n"
+            f"  * on(deployment) group_right() (\n"
+            f"    {GENERATION}\n"
+            f"      / on(deployment) group_left() (deployment:inference_generation_tokens_per_second:sum > 0)\n"
+            f"  )\n"
+            f"  / ({REQUESTS} > 0)",
+        ),
+    ]
