@@ -23,7 +23,7 @@ import yaml
 from aiohttp import web
 
 from tests.conftest import require_tool
-from tests.helpers import BackgroundLoop, LoopbackProcess, free_port, http_get, stop_process, wait_for
+from tests.helpers import BackgroundLoop, LoopbackProcess, free_port, http_get, run_until_ready
 
 
 def alertmanager_binary() -> str:
@@ -96,30 +96,17 @@ def run_alertmanager(config: dict[str, Any], tmp_path: Path, timeout: float = 60
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     check_config(path)
     port = free_port()
+    argv = [
+        alertmanager_binary(),
+        f"--config.file={path}",
+        f"--storage.path={tmp_path / 'alertmanager-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
+    ]
     log_path = tmp_path / "alertmanager.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                alertmanager_binary(),
-                f"--config.file={path}",
-                f"--storage.path={tmp_path / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    manager = LoopbackProcess(process, port, log_path)
-    try:
-        wait_for(
-            lambda: process.poll() is None and http_get(f"{manager.base}/-/ready", 2.0)[0] == 200,
-            timeout,
-            what=f"alertmanager /-/ready (log: {log_path})",
-        )
+    with run_until_ready(argv, log_path, lambda p: LoopbackProcess(p, port, log_path), "/-/ready", timeout) as manager:
         yield manager
-    finally:
-        stop_process(process)
 
 
 def alerts_in(manager: LoopbackProcess) -> list[dict[str, Any]]:

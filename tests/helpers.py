@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -150,6 +151,39 @@ class LoopbackProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+P = TypeVar("P", bound=LoopbackProcess)
+
+
+@contextlib.contextmanager
+def run_until_ready(
+    argv: list[str],
+    log_path: Path,
+    make: Callable[[subprocess.Popen[bytes]], P],
+    ready_path: str,
+    timeout: float = 60.0,
+) -> Iterator[P]:
+    """Start ``argv`` with its output in ``log_path``, wait until ``GET ready_path`` answers 200; stop it after.
+
+    ``make`` wraps the started process (with its port) in the ``LoopbackProcess`` the caller uses. A
+    process that never gets ready fails the test with the tail of its log.
+    """
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    running = make(process)
+    try:
+        try:
+            wait_for(
+                lambda: process.poll() is None and http_get(f"{running.base}{ready_path}", 2.0)[0] == 200,
+                timeout,
+                what=f"{Path(argv[0]).name} {ready_path}",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- log ---\n{running.log()[-4000:]}") from exc
+        yield running
+    finally:
+        stop_process(process)
 
 
 @dataclass

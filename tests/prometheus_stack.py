@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tests.helpers import LoopbackProcess, free_port, http_get, stop_process, wait_for
+from tests.helpers import LoopbackProcess, free_port, http_get, run_until_ready
 
 Series = dict[str, Any]
 """One element of an instant-vector result: ``{"metric": {labels}, "value": [time, "text"]}``."""
@@ -75,33 +74,14 @@ def run_prometheus(
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     port = free_port()
+    argv = [
+        binary,
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
     log_path = tmp_path / "prometheus.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    prometheus = PrometheusProcess(process, port, log_path)
-    try:
-        _wait_ready(prometheus, timeout)
-        yield prometheus
-    finally:
-        stop_process(process)
-
-
-def _wait_ready(prometheus: PrometheusProcess, timeout: float) -> None:
-    try:
-        wait_for(
-            lambda: prometheus.process.poll() is None and http_get(f"{prometheus.base}/-/ready", 2.0)[0] == 200,
-            timeout,
-            what="prometheus /-/ready",
-        )
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- prometheus log ---\n{prometheus.log()[-4000:]}") from exc
+    make = lambda process: PrometheusProcess(process, port, log_path)  # noqa: E731
+    with run_until_ready(argv, log_path, make, "/-/ready", timeout) as running:
+        yield running

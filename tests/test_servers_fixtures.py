@@ -1,4 +1,8 @@
-"""Every recorded body: `kind: auto` picks its server, and its normalized values are exactly the expected ones."""
+"""Every recorded body: `kind: auto` picks its server, and its normalized values are exactly the expected ones.
+
+Bodies the exporter must not read as any server (a router, MindIE, trtllm-serve's JSON) are in
+``refused/``, each with the words its one-line reason must contain.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ import pytest
 
 from exporter.inspector import normalize
 from exporter.model import Histogram, TokenCounting
-from exporter.sources.servers import detect, get_adapter
+from exporter.sources.servers import RefusedBody, UnrecognizedBody, adapter_kinds, detect, get_adapter
 from tests.conftest import FIXTURES, fixture_text
 
 SERVERS = FIXTURES / "servers"
+REFUSED_DIR = SERVERS / "refused"
 
 KINDS = {
     "vllm-0.33.0-reconstructed.prom": "vllm",
@@ -26,6 +31,17 @@ KINDS = {
     "llama.cpp-reconstructed.prom": "llamacpp",
     "lmdeploy-reconstructed.prom": "lmdeploy",
     "nim-1.x-datadog-real.prom": "nim",
+    "trtllm-serve-1.3-reconstructed.prom": "trtllm",
+    "trtllm-serve-pre1.3-unprefixed-reconstructed.prom": "trtllm",
+    "dynamo-worker-trtllm-0.8-real.prom": "trtllm",
+    "dynamo-worker-trtllm-colon-docs.prom": "trtllm",
+    "dynamo-frontend-0.8-real.prom": "dynamo",
+    "dynamo-worker-vllm-0.8-real.prom": "vllm",
+    "dynamo-worker-sglang-0.8-real.prom": "sglang",
+    "ray-vllm-v0-ray2.32-real.prom": "vllm",
+    "ray-vllm-v1-ray2.52-reconstructed.prom": "vllm",
+    "aphrodite-v1-reconstructed.prom": "aphrodite",
+    "vllm-0.11-api-server-count-4-reconstructed.prom": "vllm",
 }
 
 
@@ -63,6 +79,27 @@ EXPECTED = {
     "nim-1.x-datadog-real.prom": {
         "meta/llama-3.1-8b-instruct": values(109.0, 174.0, 5.0, 1.0, 0.0, 2.848191398461977e-4)  # as printed
     },
+    # 180+200+212+220 prompt, 256·3+97 generated, 3 length + 1 stop; the stale last iteration's 1 running request;
+    # KV 11 of 101256 blocks, as printed
+    "trtllm-serve-1.3-reconstructed.prom": {"Qwen3-8B": values(812.0, 865.0, 4.0, 1.0, 0.0, 1.0863553764715177e-4)},
+    "trtllm-serve-pre1.3-unprefixed-reconstructed.prom": {"undefined": values(None, None, 1.0, None, None, None)},
+    "dynamo-worker-trtllm-0.8-real.prom": {"Qwen/Qwen3-0.6B": values(None, None, 2.0, None, None, None)},
+    "dynamo-worker-trtllm-colon-docs.prom": {"Qwen/Qwen3-0.6B": values(None, None, 150.0 + 5.0, None, None, None)},
+    # the request families' "qwen/qwen3-0.6b", spelled as the model gauges spell it; no KV cache at the frontend
+    "dynamo-frontend-0.8-real.prom": {"Qwen/Qwen3-0.6B": values(33.0, 300.0, 1.0, 0.0, 0.0, None)},
+    "dynamo-worker-vllm-0.8-real.prom": {"Qwen/Qwen3-0.6B": values(66.0, 600.0, 0.0 + 2.0 + 0.0 + 0.0, 0.0, 0.0, 0.0)},
+    "dynamo-worker-sglang-0.8-real.prom": {"Qwen/Qwen3-0.6B": values(33.0, 300.0, 1.0, 0.0, 0.0, 0.0)},
+    "ray-vllm-v0-ray2.32-real.prom": {
+        "neuralmagic/Meta-Llama-3.1-70B-Instruct-FP8": values(58.0, 300.0, 1.0, 0.0, 0.0, 5.882698982295764e-05)
+    },
+    "ray-vllm-v1-ray2.52-reconstructed.prom": {"qwen-0.5b": values(17.0 + 23.0, 200.0, 2.0, 0.0, 0.0, 0.0)},
+    "aphrodite-v1-reconstructed.prom": {
+        "NousResearch/Meta-Llama-3.1-8B-Instruct": values(30.0 + 45.0 + 61.0, 333.0, 1.0 + 2.0 + 0.0, 0.0, 0.0, 0.0)
+    },
+    # KV cache: the largest of the four pids (1907's stale value), never their sum
+    "vllm-0.11-api-server-count-4-reconstructed.prom": {
+        "Qwen/Qwen3-8B": values(500.0, 298.0, 0.0 + 4.0 + 1.0, 0.0, 0.0, 0.0031446540880503146)
+    },
 }
 """Exact normalized values per fixture and model (llama.cpp's are asserted by its own adapter's tests)."""
 
@@ -76,6 +113,17 @@ COUNTING = {
     "triton-vllm-backend-reconstructed.prom": TokenCounting.INCREMENTAL,
     "lmdeploy-reconstructed.prom": TokenCounting.INCREMENTAL,
     "nim-1.x-datadog-real.prom": TokenCounting.INCREMENTAL,
+    "trtllm-serve-1.3-reconstructed.prom": TokenCounting.AT_COMPLETION,
+    "trtllm-serve-pre1.3-unprefixed-reconstructed.prom": TokenCounting.AT_COMPLETION,
+    "dynamo-worker-trtllm-0.8-real.prom": TokenCounting.AT_COMPLETION,
+    "dynamo-worker-trtllm-colon-docs.prom": TokenCounting.AT_COMPLETION,
+    "dynamo-frontend-0.8-real.prom": TokenCounting.INCREMENTAL,  # output_tokens_total moves as tokens stream
+    "dynamo-worker-vllm-0.8-real.prom": TokenCounting.INCREMENTAL,
+    "dynamo-worker-sglang-0.8-real.prom": TokenCounting.AT_COMPLETION,
+    "ray-vllm-v0-ray2.32-real.prom": TokenCounting.INCREMENTAL,
+    "ray-vllm-v1-ray2.52-reconstructed.prom": TokenCounting.INCREMENTAL,
+    "aphrodite-v1-reconstructed.prom": TokenCounting.INCREMENTAL,
+    "vllm-0.11-api-server-count-4-reconstructed.prom": TokenCounting.INCREMENTAL,
 }
 
 HISTOGRAMS: dict[str, dict[str, tuple[float, float, int]]] = {
@@ -115,15 +163,102 @@ HISTOGRAMS: dict[str, dict[str, tuple[float, float, int]]] = {
         "inter_token_latency": (169, 1.8569, 14),
         "e2e_request_latency": (5, 2.4688, 11),
     },
+    "trtllm-serve-1.3-reconstructed.prom": {
+        "time_to_first_token": (4, 0.14889, 23),
+        "inter_token_latency": (4, 0.05, 20),  # time_per_output_token_seconds: one mean per request
+        "e2e_request_latency": (4, 10.915, 22),
+        "request_queue_time": (4, 0.00179, 22),
+    },
+    "trtllm-serve-pre1.3-unprefixed-reconstructed.prom": {
+        "time_to_first_token": (1, 0.041701, 23),
+        "inter_token_latency": (1, 0.013514, 20),
+        "e2e_request_latency": (1, 3.4878, 22),
+        "request_queue_time": (1, 0.00030732, 22),
+    },
+    "dynamo-worker-trtllm-0.8-real.prom": {
+        "time_to_first_token": (2, 0.067953, 23),
+        "inter_token_latency": (2, 0.0055588, 20),
+        "e2e_request_latency": (2, 1.7300, 22),
+        "request_queue_time": (2, 0.011815, 22),
+    },
+    "dynamo-worker-trtllm-colon-docs.prom": {},  # its histograms have no +Inf bucket: left out
+    "dynamo-frontend-0.8-real.prom": {
+        "time_to_first_token": (1, 1.5626, 19),
+        "inter_token_latency": (299, 0.61269, 14),
+        "e2e_request_latency": (1, 2.1776, 11),  # request_duration_seconds
+    },
+    "dynamo-worker-vllm-0.8-real.prom": {
+        "time_to_first_token": (2, 0.41440, 23),
+        "inter_token_latency": (598, 3.1599, 20),
+        "e2e_request_latency": (2, 3.5737, 22),
+        "request_queue_time": (2, 1.8832e-05, 22),
+    },
+    "dynamo-worker-sglang-0.8-real.prom": {
+        "time_to_first_token": (1, 1.5574, 19),
+        "inter_token_latency": (299, 0.61386, 24),
+        "e2e_request_latency": (1, 2.1712, 23),
+        "request_queue_time": (1, 0.0018393, 37),
+    },
+    "ray-vllm-v0-ray2.32-real.prom": {
+        "time_to_first_token": (1, 0.27101, 17),
+        "inter_token_latency": (299, 16.179, 14),  # time_per_output_token_seconds, the V0 name
+        "e2e_request_latency": (1, 16.450, 11),
+    },
+    "ray-vllm-v1-ray2.52-reconstructed.prom": {
+        "time_to_first_token": (2, 0.0909, 23),
+        "inter_token_latency": (198, 2.376, 20),
+        "e2e_request_latency": (2, 2.4677, 22),
+        "request_queue_time": (2, 0.0005, 22),
+    },
+    "aphrodite-v1-reconstructed.prom": {
+        "time_to_first_token": (3, 0.0716, 23),
+        "inter_token_latency": (330, 3.135, 20),
+        "e2e_request_latency": (3, 3.2072, 22),
+        "request_queue_time": (3, 0.0003, 22),
+    },
+    "vllm-0.11-api-server-count-4-reconstructed.prom": {
+        "time_to_first_token": (5, 0.358, 23),
+        "inter_token_latency": (293, 4.1313, 20),
+        "e2e_request_latency": (5, 4.4988, 22),
+    },
 }
 SUM_TOLERANCE = 1e-4
 """Relative: the sums above carry five significant digits."""
+
+
+REFUSED = {
+    "vllm-production-stack-router-reconstructed.prom": (
+        "vLLM production-stack router",
+        "http://10.0.0.11:8000/metrics, http://10.0.0.12:8000/metrics",
+    ),
+    "mindie-server-gpustack-real-fragment.prom": ("Huawei MindIE", "remove this server"),
+    "mindie-motor-coordinator-docs.prom": ("Huawei MindIE", "remove this server"),
+    "trtllm-serve-json-metrics-empty-real.json": ("trtllm-serve", "/prometheus/metrics"),
+    "trtllm-serve-json-metrics-docs.json": ("trtllm-serve", "/prometheus/metrics"),
+    "trtllm-serve-json-metrics-reconstructed.json": ("trtllm-serve", "/prometheus/metrics"),
+}
+"""Bodies ``kind: auto`` refuses, with words its one-line reason says (what it is, and what to do)."""
 
 
 def test_every_fixture_file_is_covered() -> None:
     files = {path.name for path in SERVERS.glob("*.prom")}
     assert files == set(KINDS)
     assert set(EXPECTED) | {"llamacpp-real-tinymodel.prom", "llama.cpp-reconstructed.prom"} == files
+    assert {path.name for path in REFUSED_DIR.iterdir()} == set(REFUSED)
+
+
+def test_every_kind_has_a_recorded_body() -> None:
+    assert set(KINDS.values()) == set(adapter_kinds())
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_bodies_of_no_supported_server_are_refused_with_a_reason_that_says_what_to_do(name: str) -> None:
+    with pytest.raises(RefusedBody) as refused:
+        detect(fixture_text("servers", "refused", name))
+    reason = str(refused.value)
+    assert "\n" not in reason and not isinstance(refused.value, UnrecognizedBody)
+    for words in REFUSED[name]:
+        assert words in reason
 
 
 @pytest.mark.parametrize(("name", "kind"), sorted(KINDS.items()))
@@ -166,5 +301,8 @@ def assert_well_formed(histogram: Histogram) -> None:
 
 
 def test_fixtures_state_where_they_come_from() -> None:
-    for path in Path(SERVERS).glob("*.prom"):
+    for path in [*Path(SERVERS).glob("*.prom"), *REFUSED_DIR.glob("*.prom")]:
         assert path.read_text(encoding="utf-8").startswith("# source: "), path.name
+    readme = (SERVERS / "README.md").read_text(encoding="utf-8")
+    for path in [*Path(SERVERS).glob("*.json"), *REFUSED_DIR.glob("*.json")]:  # JSON holds no comment: README does
+        assert f"`{path.relative_to(SERVERS)}`" in readme, path.name

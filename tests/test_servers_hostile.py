@@ -18,20 +18,35 @@ from exporter.sources.servers._text import DEFAULT_MAX_SERIES, MAX_LABELS, MAX_L
 
 LINES = {
     "vllm": ('vllm:generation_tokens_total{model_name="m"}', "generation_tokens"),
+    "vllm/ray": (
+        'ray_vllm_generation_tokens_total{ReplicaId="r",WorkerId="w",engine="0",model_name="m"}',
+        "generation_tokens",
+    ),
+    "vllm/ray-older": ('ray_vllm:generation_tokens_total{WorkerId="w",model_name="m"}', "generation_tokens"),
     "nim": ('generation_tokens_total{model_name="m"}', "generation_tokens"),
     "tgi": ("tgi_request_success", "requests_finished"),
     "sglang": ('sglang:generation_tokens_total{model_name="m"}', "generation_tokens"),
+    "sglang/ray": ('ray_sglang_generation_tokens_total{WorkerId="w",model_name="m"}', "generation_tokens"),
     "triton": ('nv_inference_request_success{model="m",version="1"}', "requests_finished"),
     "lmdeploy": ('lmdeploy:generation_tokens_total{model_name="m"}', "generation_tokens"),
     "llamacpp": ("llamacpp:tokens_predicted_total", "generation_tokens"),
+    "trtllm": ('trtllm_generation_tokens_total{engine_type="trtllm",model_name="m"}', "generation_tokens"),
+    "trtllm/colon": ('trtllm:request_success_total{engine_type="trtllm",model_name="m"}', "requests_finished"),
+    "trtllm/unprefixed": ('request_success_total{engine_type="undefined",model_name="m"}', "requests_finished"),
+    "dynamo": ('dynamo_frontend_output_tokens_total{model="m"}', "generation_tokens"),
+    "aphrodite": ('aphrodite:generation_tokens_total{engine="0",model_name="m"}', "generation_tokens"),
 }
-"""One counter sample (without its value) that each adapter reads, and the field it feeds."""
+"""One counter sample (without its value) that each adapter reads, and the field it feeds.
+
+Keyed by kind, or ``kind/spelling`` where an adapter reads the same families under several names.
+"""
 KINDS = sorted(LINES)
 COUNTS = ("prompt_tokens", "generation_tokens", "requests_finished", "requests_running", "requests_waiting")
 
 
 def adapter(kind: str) -> Adapter:
-    return get_adapter(kind)
+    """The adapter of a ``LINES`` key (``kind`` or ``kind/spelling``)."""
+    return get_adapter(kind.partition("/")[0])
 
 
 def with_labels(series: str, extra: str) -> str:
@@ -54,7 +69,7 @@ def assert_bounded(sample: ServerSample) -> None:
 def test_every_registered_adapter_is_covered() -> None:
     from exporter.sources.servers import adapter_kinds
 
-    assert set(adapter_kinds()) == set(LINES)
+    assert set(adapter_kinds()) == {key.partition("/")[0] for key in LINES}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -63,7 +78,9 @@ def test_every_registered_adapter_is_covered() -> None:
     ["", "\x00\x01\x02\x7f" * 100, "\ufffd\u202e\u0000" * 50, "<html><body>404</body></html>", "{}\n[]\n", "# only\n"],
 )
 def test_garbage_is_a_parse_error_that_says_no_metrics_were_found(kind: str, garbage: str) -> None:
-    with pytest.raises(ParseError, match=r"no .*metrics found"):
+    # trtllm-serve's JSON /metrics is a known mistake: its adapter names the path to use instead
+    reason = r"no .*metrics found|the body is JSON, .* /prometheus/metrics"
+    with pytest.raises(ParseError, match=reason):
         adapter(kind).parse(garbage)
 
 

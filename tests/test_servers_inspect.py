@@ -127,3 +127,40 @@ def test_a_malformed_line_is_refused_with_the_line_quoted(tmp_path: Path, capsys
 def test_every_fixture_inspects_to_its_expected_values(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_inspect(str(FIXTURES / "servers" / name)) == 0
     assert json.loads(capsys.readouterr().out) == {"kind": KINDS[name], "models": EXPECTED[name]}
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("trtllm-serve-json-metrics-docs.json", "/prometheus/metrics"),
+        ("vllm-production-stack-router-reconstructed.prom", "http://10.0.0.11:8000/metrics"),
+        ("mindie-motor-coordinator-docs.prom", "Huawei MindIE"),
+    ],
+)
+def test_a_refused_file_exits_1_with_its_reason(name: str, words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_inspect(str(FIXTURES / "servers" / "refused" / name)) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("inspect: ") and words in err and err.count("\n") == 1
+
+
+@pytest.mark.asyncio
+async def test_a_url_that_serves_trtllm_serve_json_says_where_the_prometheus_text_is() -> None:
+    body = fixture_text("servers", "refused", "trtllm-serve-json-metrics-reconstructed.json")
+
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(text=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = await listen(app)
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *INSPECT, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    finally:
+        await runner.cleanup()
+    assert (process.returncode, stdout) == (1, b"")
+    (line,) = stderr.decode().splitlines()
+    assert line.startswith("inspect: ") and "point the exporter at /prometheus/metrics on the same port" in line

@@ -2,7 +2,7 @@
 
 Whatever the body, ``parse`` either returns a well-formed sample (every value absent or finite and
 non-negative, ratios in 0..1, histograms ascending and cumulative) or raises ``ParseError``. No other
-exception escapes, and ``detect`` never raises at all.
+exception escapes, and detection raises nothing but its one-line ``UnrecognizedBody`` or ``RefusedBody``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.model import ServerSample, TokenCounting
-from exporter.sources.servers import ParseError, adapter_kinds, get_adapter
+from exporter.sources.servers import ParseError, Refusal, RefusedBody, UnrecognizedBody, adapter_kinds, get_adapter
 from exporter.sources.servers import detect as detect_any
+from exporter.sources.servers._text import Body, mentions
 from tests.conftest import FIXTURES, fixture_text
 
 KINDS = adapter_kinds()
-FIXTURE_NAMES = sorted(path.name for path in (FIXTURES / "servers").glob("*.prom"))
+SERVERS = FIXTURES / "servers"
+FIXTURE_NAMES = sorted(path.name for path in SERVERS.glob("*.prom"))
+REFUSED_NAMES = sorted(path.name for path in (SERVERS / "refused").iterdir())
 COUNTS = ("prompt_tokens", "generation_tokens", "requests_finished", "requests_running", "requests_waiting")
 PROPERTY = settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 
@@ -50,11 +53,62 @@ NAMES = [
     "lmdeploy:gpu_cache_usage_perc",
     "llamacpp:tokens_predicted_total",
     "llamacpp:requests_processing",
+    "ray_vllm_generation_tokens_total",
+    "ray_vllm:num_requests_running",
+    "ray_sglang_prompt_tokens_total",
+    "trtllm_generation_tokens_total",
+    "trtllm_num_requests_running",
+    "trtllm_kv_cache_utilization",
+    "trtllm_prompt_cached_tokens_total",
+    "trtllm:request_success_total",
+    "request_success_total",
+    "e2e_request_latency_seconds_bucket",
+    "dynamo_frontend_output_tokens_total",
+    "dynamo_frontend_requests_total",
+    "dynamo_frontend_inflight_requests",
+    "dynamo_frontend_model_context_length",
+    "dynamo_frontend_input_sequence_tokens_sum",
+    "dynamo_component_requests_total",
+    "aphrodite:generation_tokens_total",
+    "aphrodite:kv_cache_usage_perc",
+    "vllm:current_qps",
+    "request_received_total",
     "process_start_time_seconds",
     "unrelated_total",
 ]
-LABELS = ["model_name", "model", "version", "engine", "tp_rank", "dp_rank", "le", "request_type", "kv_cache_block_type"]
-LABEL_VALUES = ["m", "n", "0", "1", "+Inf", "0.5", "NaN", "active", "waiting", "fraction", "used", "max", 'q\\"x', "}"]
+LABELS = [
+    "model_name",
+    "model",
+    "version",
+    "engine",
+    "tp_rank",
+    "dp_rank",
+    "le",
+    "request_type",
+    "kv_cache_block_type",
+    "pid",
+    "WorkerId",
+    "engine_type",
+    "server",
+]
+LABEL_VALUES = [
+    "m",
+    "M",
+    "n",
+    "0",
+    "1",
+    "+Inf",
+    "0.5",
+    "NaN",
+    "active",
+    "waiting",
+    "fraction",
+    "used",
+    "max",
+    "unknown_model",
+    'q\\"x',
+    "}",
+]
 VALUES = ["0", "1", "7", "2.5", "1e6", "1.23457e+06", "NaN", "+Inf", "-Inf", "-1", "1e308", "abc", "0x10", ""]
 
 
@@ -141,11 +195,22 @@ def mutated(draw: Callable[..., object], text: str) -> str:
     return "\n".join(lines)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def recognizes_or_says_why(text: str) -> None:
+    """Detection claims the body for a known kind or raises one of its two one-line errors, nothing else."""
+    try:
+        adapter = detect_any(text)
+    except (UnrecognizedBody, RefusedBody) as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert adapter.kind in KINDS
+
+
+@pytest.mark.parametrize("name", [*FIXTURE_NAMES, *(f"refused/{name}" for name in REFUSED_NAMES)])
 @PROPERTY
 @given(data=st.data())
 def test_mutated_fixtures_are_parsed_or_refused_by_every_adapter(name: str, data: st.DataObject) -> None:
-    text = data.draw(mutated(fixture_text("servers", name)))
+    text = data.draw(mutated(fixture_text("servers", *name.split("/"))))
+    recognizes_or_says_why(text)
     for kind in KINDS:
         parses_or_says_why(kind, text)
 
@@ -167,22 +232,37 @@ def test_families_no_adapter_reads_never_change_the_result(name: str, unrelated:
 
 @PROPERTY
 @given(text=st.text(max_size=2000))
-def test_detection_never_raises_anything_but_unrecognized_body(text: str) -> None:
-    try:
-        adapter = detect_any(text)
-    except ParseError as exc:
-        assert "no adapter recognizes" in str(exc)
-    else:
-        assert adapter.kind in KINDS
+def test_detection_never_raises_anything_but_its_one_line_reasons(text: str) -> None:
+    recognizes_or_says_why(text)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@PROPERTY
+@given(lines=st.lists(sample_lines(), max_size=40))
+def test_every_verdict_on_metric_shaped_noise_is_a_claim_a_pass_or_a_one_line_refusal(
+    kind: str, lines: list[str]
+) -> None:
+    verdict = get_adapter(kind).detect("\n".join(lines) + "\n")
+    assert isinstance(verdict, bool) or (isinstance(verdict, Refusal) and "\n" not in verdict.reason)
 
 
 SPLITS = {
     "vllm": ('vllm:generation_tokens_total{{engine="{i}",model_name="m"}}', "generation_tokens"),
+    "vllm/ray": (
+        'ray_vllm_generation_tokens_total{{ReplicaId="r{i}",WorkerId="w{i}",model_name="m"}}',
+        "generation_tokens",
+    ),
+    "vllm/ray-older": ('ray_vllm:num_requests_running{{WorkerId="w{i}",model_name="m"}}', "requests_running"),
     "sglang": ('sglang:num_running_reqs{{dp_rank="{i}",model_name="m",tp_rank="{i}"}}', "requests_running"),
+    "sglang/ray": ('ray_sglang_prompt_tokens_total{{WorkerId="w{i}",model_name="m"}}', "prompt_tokens"),
     "lmdeploy": ('lmdeploy:generation_tokens_total{{engine="{i}",model_name="m"}}', "generation_tokens"),
     "triton": ('nv_inference_request_success{{model="m",version="{i}"}}', "requests_finished"),
     "tgi": ('tgi_request_failure{{err="e{i}"}}', "requests_finished"),
+    "trtllm": ('trtllm_request_success_total{{finished_reason="r{i}",model_name="m"}}', "requests_finished"),
+    "dynamo": ('dynamo_frontend_requests_total{{endpoint="e{i}",model="m",status="success"}}', "requests_finished"),
+    "aphrodite": ('aphrodite:generation_tokens_total{{engine="{i}",model_name="m"}}', "generation_tokens"),
 }
+"""Per kind (or ``kind/spelling``): a series of one model split over engines, ranks, versions or Ray workers."""
 
 
 @pytest.mark.parametrize("kind", sorted(SPLITS))
@@ -191,5 +271,54 @@ SPLITS = {
 def test_series_of_one_model_over_engines_ranks_or_versions_add_up(kind: str, parts: list[int]) -> None:
     template, field = SPLITS[kind]
     body = "".join(f"{template.format(i=i)} {part}\n" for i, part in enumerate(parts))
-    (values,) = get_adapter(kind).parse(body).models.values()
+    (values,) = get_adapter(kind.partition("/")[0]).parse(body).models.values()
     assert getattr(values, field) == sum(parts)
+
+
+PER_PROCESS = {
+    "vllm": ('vllm:kv_cache_usage_perc{{engine="0",model_name="m",pid="{i}"}}', "kv_cache_usage_ratio"),
+    "trtllm": ('trtllm_num_requests_running{{engine_type="trtllm",model_name="m",pid="{i}"}}', "requests_running"),
+    "aphrodite": ('aphrodite:kv_cache_usage_perc{{engine="0",model_name="m",pid="{i}"}}', "kv_cache_usage_ratio"),
+}
+"""A gauge a multiprocess ``prometheus_client`` renders once per process: one value copied, never to be added up."""
+
+
+@pytest.mark.parametrize("kind", sorted(PER_PROCESS))
+@PROPERTY
+@given(parts=st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=8))
+def test_a_gauge_rendered_once_per_process_counts_once_as_its_largest_copy(kind: str, parts: list[int]) -> None:
+    template, field = PER_PROCESS[kind]
+    scale = 1000 if field == "kv_cache_usage_ratio" else 1
+    body = "".join(f"{template.format(i=1000 + i)} {part / scale}\n" for i, part in enumerate(parts))
+    (values,) = get_adapter(kind).parse(body).models.values()
+    assert getattr(values, field) == max(parts) / scale
+
+
+PREFIXES = [
+    "vllm:",
+    "ray_vllm_",
+    "ray_vllm:",
+    "trtllm_",
+    "nv_",
+    "request_success_total",
+    "e2e_request",
+    "dynamo_",
+    "x",
+    "_x",
+]
+
+
+@PROPERTY
+@given(
+    lines=st.lists(
+        st.one_of(sample_lines(), st.text(max_size=30), st.sampled_from(["# TYPE vllm:x gauge", "# HELP nv_"])),
+        max_size=30,
+    ),
+    prefix=st.sampled_from(PREFIXES),
+    newline=st.sampled_from(["\n", "\r\n"]),
+)
+def test_the_index_of_leading_words_answers_every_mention_as_a_search_does(
+    lines: list[str], prefix: str, newline: str
+) -> None:
+    text = newline.join(lines)
+    assert mentions(Body(text), prefix) == mentions(text, prefix)

@@ -183,3 +183,70 @@ async def test_a_body_that_is_not_utf8_is_an_upstream_error_with_its_byte_offset
     async with loopback({"/metrics": b"vllm:x 1\n\xff\xfe garbage"}) as base:
         with pytest.raises(UpstreamError, match=r"is not UTF-8 \(byte 9\)"):
             await reader(session, f"{base}/metrics").poll()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("trtllm-serve-json-metrics-reconstructed.json", "point the exporter at /prometheus/metrics on the same port"),
+        ("trtllm-serve-json-metrics-empty-real.json", "point the exporter at /prometheus/metrics on the same port"),
+        ("vllm-production-stack-router-reconstructed.prom", "point the exporter at each vLLM engine's own /metrics"),
+        ("mindie-server-gpustack-real-fragment.prom", "Huawei MindIE"),
+    ],
+)
+async def test_a_refused_body_marks_only_that_server_down_with_its_reason_in_the_log(
+    session: aiohttp.ClientSession, name: str, words: str
+) -> None:
+    refused = web.Response(
+        body=fixture_text("servers", "refused", name).encode(),
+        content_type="application/json" if name.endswith(".json") else "text/plain",
+    )
+    routes = {"/metrics": refused, "/vllm": fixture_text("servers", "vllm-0.33.0-reconstructed.prom")}
+    async with loopback(routes) as base:
+        config = Config(servers=(ServerConfig("refused", f"{base}/metrics"), ServerConfig("good", f"{base}/vllm")))
+        poller = Poller(config, session=session, gpu_source=None, clock=Clock(), wall=lambda: 1.7e9)
+        with capture_logs() as logs:
+            await poller.poll_servers()
+    text = render(families(poller.snapshot())).decode()
+    assert 'inference_server_up{server="refused"} 0.0' in text
+    assert 'inference_server_up{server="good"} 1.0' in text
+    (down,) = [entry for entry in logs if entry["event"] == "server_down"]
+    assert down["server"] == "refused" and words in down["error"] and "\n" not in down["error"]
+
+
+@pytest.mark.asyncio
+async def test_a_configured_kind_is_read_even_where_detection_would_refuse(session: aiohttp.ClientSession) -> None:
+    body = fixture_text("servers", "refused", "mindie-server-gpustack-real-fragment.prom")
+    async with loopback({"/metrics": body}) as base:
+        sample = await reader(session, f"{base}/metrics", kind="nim").poll()
+    assert (sample.kind, sample.models["qwen2.5-0.5b-instruct-mindie"].generation_tokens) == ("nim", 578)
+
+
+SERVED = {
+    "trtllm-serve-1.3-reconstructed.prom": ("/prometheus/metrics", "trtllm", "at_completion", "Qwen3-8B", 865),
+    "dynamo-frontend-0.8-real.prom": ("/metrics", "dynamo", "incremental", "Qwen/Qwen3-0.6B", 300),
+    "ray-vllm-v1-ray2.52-reconstructed.prom": ("/metrics", "vllm", "incremental", "qwen-0.5b", 200),
+    "aphrodite-v1-reconstructed.prom": (
+        "/metrics",
+        "aphrodite",
+        "incremental",
+        "NousResearch/Meta-Llama-3.1-8B-Instruct",
+        333,
+    ),
+}
+"""Fixture → (path it is served at, kind, counting moment, model, generated tokens read off the body)."""
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", sorted(SERVED))
+async def test_a_new_kind_is_detected_and_served_with_its_counting_moment(
+    session: aiohttp.ClientSession, name: str
+) -> None:
+    path, kind, counting, model, generated = SERVED[name]
+    async with loopback({path: fixture_text("servers", name)}) as base:
+        poller = Poller(Config(servers=(ServerConfig("s", f"{base}{path}"),)), session=session, gpu_source=None)
+        await poller.poll_servers()
+    text = render(families(poller.snapshot())).decode()
+    assert f'inference_server_info{{server="s",kind="{kind}",version="",token_counting="{counting}"}} 1.0' in text
+    assert f'inference_generation_tokens_total{{server="s",model="{model}"}} {generated:.1f}' in text

@@ -10,12 +10,11 @@ arrives.
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import require_tool
-from tests.helpers import free_port, http_get, stop_process, wait_for
+from tests.helpers import free_port, run_until_ready
 from tests.prometheus_stack import PrometheusProcess
 
 
@@ -24,29 +23,15 @@ def run_victoria_metrics(tmp_path: Path, timeout: float = 60.0) -> Iterator[Prom
     """Start VictoriaMetrics on 127.0.0.1 and a free port; stop it by PID afterwards."""
     binary = require_tool("victoria-metrics", "apt-get install victoria-metrics")
     port = free_port()
+    argv = [
+        binary,
+        f"-storageDataPath={tmp_path / 'vm-data'}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        "-retentionPeriod=1d",
+        "-search.latencyOffset=1s",
+        "-search.disableCache",
+        "-loggerLevel=WARN",
+    ]
     log_path = tmp_path / "victoria-metrics.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"-storageDataPath={tmp_path / 'vm-data'}",
-                f"-httpListenAddr=127.0.0.1:{port}",
-                "-retentionPeriod=1d",
-                "-search.latencyOffset=1s",
-                "-search.disableCache",
-                "-loggerLevel=WARN",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    store = PrometheusProcess(process, port, log_path)
-    try:
-        wait_for(
-            lambda: process.poll() is None and http_get(f"{store.base}/health", 2.0)[0] == 200,
-            timeout,
-            what=f"victoria-metrics /health (log: {log_path})",
-        )
+    with run_until_ready(argv, log_path, lambda p: PrometheusProcess(p, port, log_path), "/health", timeout) as store:
         yield store
-    finally:
-        stop_process(process)
-

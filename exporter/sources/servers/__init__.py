@@ -2,6 +2,9 @@
 
 Adding a server means adding one module here that calls ``register(Adapter(...))``, plus its
 fixtures and tests. Nothing else lists the servers: this package imports every module in it.
+
+``detect`` asks the adapters in their declared order for a verdict on a body (see ``_base``): the
+first that claims it reads it, and the first that refuses it ends the search with its reason.
 """
 
 from __future__ import annotations
@@ -9,13 +12,33 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from exporter.sources.servers._base import Adapter, ExtraEndpoint, ParseError, UnrecognizedBody, register, registry
+from exporter.sources.servers._base import (
+    Adapter,
+    ExtraEndpoint,
+    ParseError,
+    Refusal,
+    RefusedBody,
+    UnrecognizedBody,
+    Verdict,
+    register,
+    registry,
+)
+from exporter.sources.servers._text import Body, is_json
+
+UNRECOGNIZED = "no adapter recognizes this body (is it an inference server's /metrics?)"
+NOT_TEXT = (
+    "no adapter recognizes this body: it is JSON, not the Prometheus text format "
+    "(point the exporter at the server's Prometheus metrics endpoint)"
+)
 
 __all__ = [
     "Adapter",
     "ExtraEndpoint",
     "ParseError",
+    "Refusal",
+    "RefusedBody",
     "UnrecognizedBody",
+    "Verdict",
     "adapter_kinds",
     "detect",
     "get_adapter",
@@ -43,11 +66,19 @@ def get_adapter(kind: str) -> Adapter:
 
 
 def detect(text: str) -> Adapter:
-    """The first adapter, by priority, that recognizes the body; raise ``UnrecognizedBody`` otherwise."""
+    """The first adapter, in detection order, that claims the body.
+
+    Raise ``RefusedBody`` with its reason when an adapter refuses the body before any claims it, and
+    ``UnrecognizedBody`` when none claims it.
+    """
+    body = Body(text)  # the leading words of its lines, found once for every adapter's ``mentions``
     for adapter in registry():
-        if adapter.detect(text):
+        verdict = adapter.detect(body)
+        if isinstance(verdict, Refusal):
+            raise RefusedBody(verdict.reason)
+        if verdict:
             return adapter
-    raise UnrecognizedBody("no adapter recognizes this body (is it an inference server's /metrics?)")
+    raise UnrecognizedBody(NOT_TEXT if is_json(text) else UNRECOGNIZED)
 
 
 _load_all()

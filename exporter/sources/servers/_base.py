@@ -1,5 +1,11 @@
 """What every adapter is: a kind, a pure ``parse``, a cheap ``detect``, and the registry that holds them.
 
+``detect`` gives a verdict on a body: ``True`` (this server's, read it), ``False`` (not this
+server's, ask the next adapter) or a ``Refusal`` (a body this adapter knows and will not read, such
+as the vLLM production-stack router's, with a one-line reason that says what to point the exporter
+at). A verdict reasons about what the body holds, not only its prefix: an engine shows the families
+its look-alikes lack (vLLM's token counters, which the router does not have).
+
 Detection order is declared, not numbered: an adapter names the kinds whose bodies its own bodies
 also look like and must be tried ``ahead_of`` (Triton's vLLM backend re-exports ``vllm:`` families,
 so Triton is tried ahead of vLLM), and a ``fallback`` adapter, whose names are generic (NIM's
@@ -25,6 +31,22 @@ class UnrecognizedBody(ParseError):
     """No adapter recognizes the body."""
 
 
+class RefusedBody(ParseError):
+    """An adapter recognized the body as one the exporter does not read; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A body an adapter knows and will not read, such as a router's or an unsupported server's."""
+
+    reason: str
+    """One line: what the body is and what to point the exporter at instead."""
+
+
+Verdict = bool | Refusal
+"""What ``detect`` says of a body: ``True`` (this server's), ``False`` (not this server's) or a ``Refusal``."""
+
+
 @dataclass(frozen=True, slots=True)
 class ExtraEndpoint:
     """A second endpoint an adapter reads beside ``/metrics``, such as llama.cpp's ``/slots``.
@@ -47,8 +69,8 @@ class Adapter:
     """The server and versions covered, for ``--help`` and docs."""
     parse: Callable[[str], ServerSample]
     """Pure: body text in, normalized sample out; raises ``ParseError`` (only) on bad input."""
-    detect: Callable[[str], bool]
-    """Cheap: whether a body looks like this server's. Used by ``kind: auto``."""
+    detect: Callable[[str], Verdict]
+    """Cheap (a few substring searches): this adapter's verdict on a body. Used by ``kind: auto``; never raises."""
     ahead_of: tuple[str, ...] = ()
     """Kinds whose detection this adapter's bodies would also pass: it is asked before them."""
     fallback: bool = False

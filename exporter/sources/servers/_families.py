@@ -2,7 +2,7 @@
 
 Most servers differ only in names: which family holds the prompt tokens, which label names the
 model, which histogram is the time to first token. An adapter states that in a ``Table`` and
-``parse_table`` does the rest with the helpers of ``_text``, per model:
+``read`` does the rest with the helpers of ``_text``, per model:
 
 - counters are summed over every other label (engines, ranks, finish reasons); a counter with a
   negative or non-finite value is left out rather than summed into a wrong total;
@@ -12,10 +12,21 @@ model, which histogram is the time to first token. An adapter states that in a `
 
 Where a value lists several alternatives, the first one the body has wins (newest names first). A
 counter alternative may add several families up, such as successful plus failed requests.
+
+A gauge that a multiprocess ``prometheus_client`` renders once per process (``multiprocess_mode``
+"all", as vLLM's ``kv_cache_usage_perc`` with ``--api-server-count`` above 1 and every TensorRT-LLM
+gauge) carries a ``pid`` label: one engine-wide value copied to, or stale in, each API-server
+process. Of the series that differ only in ``pid``, the largest is kept (``one_per_process``), so
+copies are never added up. Counters and histograms are summed across processes by the server itself.
+
+One server's families can reach us under several prefixes (vLLM's own ``vllm:``, Ray Serve's
+``ray_vllm_``): ``Spellings`` holds one table per prefix and reads a body with the first whose
+families it has, alone, so a body is never counted twice.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -28,8 +39,9 @@ from exporter.model import (
     ServerSample,
     TokenCounting,
 )
-from exporter.sources.servers._base import Adapter, ExtraEndpoint, ParseError, register
+from exporter.sources.servers._base import Adapter, ExtraEndpoint, ParseError, Verdict, register
 from exporter.sources.servers._text import (
+    Labels,
     Series,
     gauge_sum_by,
     histograms_by,
@@ -46,6 +58,8 @@ Values = dict[str, float | None]
 """Per model name."""
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+PROCESS_LABEL = "pid"
+"""The label a multiprocess ``prometheus_client`` adds to a gauge rendered once per process."""
 
 
 def _keep(series: Series) -> Series:
@@ -68,6 +82,8 @@ class Table:
     """Factor that turns the server's bucket bounds and sums into seconds."""
     select: Callable[[Series], Series] = _keep
     """Applied to every family's series before grouping (SGLang drops replicated ranks here)."""
+    zero_when_absent: bool = False
+    """The server exports a counter only once it has moved (Ray): a model with any series counts 0 without one."""
 
     def __post_init__(self) -> None:
         """Check every key against the normalized names, so a typo fails when the adapter's module loads."""
@@ -80,7 +96,11 @@ class Table:
 
     def names(self) -> frozenset[str]:
         """Every sample name to scan for."""
-        names = {"process_start_time_seconds"}
+        return self.families() | {"process_start_time_seconds"}
+
+    def families(self) -> frozenset[str]:
+        """The sample names of the server's own families (under ``prefix``) that the table reads."""
+        names: set[str] = set()
         for alternatives in self.counters.values():
             names.update(self.prefix + family for families in alternatives for family in families)
         for families in (*self.gauges.values(), *self.ratios.values()):
@@ -120,11 +140,35 @@ def read(found: Mapping[str, Series], table: Table) -> Readings:
         values[name] = counter(selected, table.prefix, alternatives, table.model_label)
     for name, families in table.gauges.items():
         hit = first(selected, table.prefix, families)
-        values[name] = dict(gauge_sum_by(hit, table.model_label)) if hit is not None else {}
+        values[name] = dict(gauge_sum_by(one_per_process(hit), table.model_label)) if hit is not None else {}
     for name, families in table.ratios.items():
         hit = first(selected, table.prefix, families)
-        values[name] = {m: clamp(v) for m, v in max_by(hit, table.model_label).items()} if hit is not None else {}
-    return Readings(values, histograms(selected, table))
+        ratios = max_by(one_per_process(hit), table.model_label) if hit is not None else {}
+        values[name] = {m: clamp(v) for m, v in ratios.items()}
+    readings = Readings(values, histograms(selected, table))
+    return with_zero_counters(readings, table.counters) if table.zero_when_absent else readings
+
+
+def one_per_process(series: Series) -> Series:
+    """Of the series that differ only in ``pid`` (one gauge rendered per process), keep the largest finite one."""
+    if not any(PROCESS_LABEL in labels for labels, _ in series):
+        return series
+    largest: dict[frozenset[tuple[str, str]], tuple[Labels, float]] = {}
+    for labels, value in series:
+        key = frozenset((k, v) for k, v in labels.items() if k != PROCESS_LABEL)
+        kept = largest.get(key)
+        if kept is None or (math.isfinite(value) and not (math.isfinite(kept[1]) and kept[1] >= value)):
+            largest[key] = (labels, value)
+    return list(largest.values())
+
+
+def with_zero_counters(readings: Readings, fields: Iterable[str], *, also: Iterable[str] = ()) -> Readings:
+    """The readings with 0 for each counter of ``fields`` that a model (of theirs or ``also``) has no series of."""
+    models = readings.model_names() | set(also)
+    values = dict(readings.values)
+    for name in fields:
+        values[name] = {**dict.fromkeys(models, 0.0), **values.get(name, {})}
+    return Readings(values, readings.histograms)
 
 
 def first(found: Mapping[str, Series], prefix: str, families: tuple[str, ...]) -> Series | None:
@@ -179,12 +223,6 @@ def model_sample(model: str, readings: Readings) -> ModelSample:
     return ModelSample(**values, histograms=histograms)
 
 
-def parse_table(text: str, table: Table, *, kind: str, counting: TokenCounting, example: str) -> ServerSample:
-    """Parse a whole body with one table; raise ``ParseError`` when it has none of the table's families."""
-    found = scan(text, table.names())
-    return to_sample(found, read(found, table), kind=kind, counting=counting, example=example)
-
-
 def to_sample(
     found: Mapping[str, Series], readings: Readings, *, kind: str, counting: TokenCounting, example: str
 ) -> ServerSample:
@@ -198,6 +236,32 @@ def to_sample(
         token_counting=counting,
         process_start_time_seconds=process_start_time(found),
     )
+
+
+class Spellings:
+    """One server's families as each stack that serves them spells them: its own prefix first, then re-exports.
+
+    A body is read with the first table whose families it has, and with that table alone.
+    """
+
+    def __init__(self, *tables: Table) -> None:
+        if not tables:
+            raise ValueError("Spellings needs at least one table")
+        self.tables = tables
+        self.names = frozenset().union(*(table.names() for table in tables))
+        """Every sample name of every spelling: one scan finds whichever the body has."""
+        self._families = tuple(table.families() for table in tables)
+
+    def pick(self, found: Mapping[str, Series]) -> Table:
+        """The first table whose families the scanned body has, else the first (the server's own)."""
+        for table, families in zip(self.tables, self._families, strict=True):
+            if not families.isdisjoint(found):
+                return table
+        return self.tables[0]
+
+    def prefixes(self) -> tuple[str, ...]:
+        """Every spelling's prefix, the server's own first."""
+        return tuple(table.prefix for table in self.tables)
 
 
 def merge(sources: list[Readings]) -> Readings:
@@ -224,21 +288,31 @@ def table_adapter(
     table: Table,
     counting: TokenCounting,
     example: str,
+    spellings: tuple[Table, ...] = (),
+    detect: Callable[[str], Verdict] | None = None,
     ahead_of: tuple[str, ...] = (),
     extras: tuple[ExtraEndpoint, ...] = (),
 ) -> Adapter:
     """Register the adapter of a server that differs from others only in names: its ``table`` says them.
 
-    ``parse`` reads the table's families (``example`` names one in the error for a body without any);
-    ``detect`` looks for the table's prefix at the start of a line.
+    ``parse`` reads the table's families (``example`` names one in the error for a body without any),
+    or those of the first of ``spellings`` (the same families under another stack's prefix) that the
+    body has instead. ``detect`` defaults to looking for any of their prefixes at the start of a line,
+    which suits a prefix no other server uses; a server with look-alikes passes its own.
     """
+    every = Spellings(table, *spellings)
+    prefixes = every.prefixes()
+    if detect is None and "" in prefixes:
+        raise ValueError(f"{kind}: a table without a prefix needs its own detect")
 
     def parse(text: str) -> ServerSample:
-        return parse_table(text, table, kind=kind, counting=counting, example=example)
+        found = scan(text, every.names)
+        return to_sample(found, read(found, every.pick(found)), kind=kind, counting=counting, example=example)
 
-    def detect(text: str) -> bool:
-        return mentions(text, table.prefix)
+    def by_prefix(text: str) -> bool:
+        return mentions(text, *prefixes)
 
     parse.__doc__ = f"Parse a {kind} body with its table."
-    detect.__doc__ = f"Whether a body has {table.prefix} families."
-    return register(Adapter(kind, description, parse, detect, ahead_of=ahead_of, extras=extras))
+    by_prefix.__doc__ = f"Whether a body has {' or '.join(prefixes)} families."
+    verdict = detect or by_prefix
+    return register(Adapter(kind, description, parse, verdict, ahead_of=ahead_of, extras=extras))

@@ -10,6 +10,9 @@ Hostile input is bounded: the caller caps the body size and the number of sample
 rejects duplicate series and cut-short lines of the families it reads, and every failure is a
 ``ParseError`` with a one-line reason. Lines of families
 no adapter reads are never parsed, so garbage there costs nothing and changes nothing.
+
+Detection is cheaper still: ``mentions`` asks whether a line starts with a prefix, and a ``Body``
+answers the misses from the leading words of its lines, collected in one pass.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import islice, pairwise
 
 from exporter.model import Histogram
@@ -157,9 +160,50 @@ def _value(name: str, raw: str) -> float:
         raise ParseError(f"{name}: value {raw[:40]!r} is not a number") from None
 
 
+_JSON_START = re.compile(r"[ \t\r\n]*[\[{]")
+
+
+def is_json(text: str) -> bool:
+    """Whether the body opens a JSON array or object (the text format never starts with ``[`` or ``{``)."""
+    return _JSON_START.match(text) is not None
+
+
+_HEAD = re.compile(r"\n(?:# TYPE )?([a-z]+)")
+"""The leading lower-case word of each sample line and ``# TYPE`` line, found in ``"\\n" + text``."""
+
+
+class Body(str):
+    """A body being detected: its text, and the leading words of its lines, found once for every adapter.
+
+    Detection asks each adapter in turn whether the body ``mentions`` its prefixes, and each miss is a
+    search of the whole text (about 0.3 ms for each of them on a 1 MB vLLM body). One pass that
+    collects the lines' leading words (``vllm`` of ``vllm:...``, ``ray`` of ``ray_vllm_...``)
+    answers every miss without searching. ``mentions`` on a plain ``str`` searches, with the same result.
+    """
+
+    @cached_property
+    def heads(self) -> frozenset[str]:
+        """The leading lower-case word of every sample and ``# TYPE`` line."""
+        return frozenset(_HEAD.findall("\n" + self))
+
+
+@lru_cache(maxsize=256)
+def _head(prefix: str) -> str | None:
+    """The leading word a line starting with ``prefix`` has; ``None`` when that depends on what follows it."""
+    match = re.match(r"[a-z]+", prefix)
+    return match.group(0) if match is not None and len(match.group(0)) < len(prefix) else None
+
+
 def mentions(text: str, *prefixes: str) -> bool:
     """Whether any sample or metadata line starts with one of the prefixes (a cheap detection test)."""
-    return any(text.startswith(p) or f"\n{p}" in text or f"# TYPE {p}" in text for p in prefixes)
+    heads = text.heads if isinstance(text, Body) else None
+    return any(
+        _starts_a_line(text, p) for p in prefixes if heads is None or (head := _head(p)) is None or head in heads
+    )
+
+
+def _starts_a_line(text: str, prefix: str) -> bool:
+    return any(text.startswith(line) or f"\n{line}" in text for line in (prefix, f"# TYPE {prefix}"))
 
 
 def sum_by(series: Iterable[tuple[Labels, float]], label: str, default: str = "") -> dict[str, float | None]:

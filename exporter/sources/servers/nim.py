@@ -16,7 +16,10 @@ The version comes from the ``version`` endpoint next to the metrics path (``/v1/
 
 Detection comes after every prefixed server (a fallback adapter): unprefixed names such as
 ``num_requests_running`` are generic enough that a body with ``vllm:``, ``sglang:`` or ``tgi_``
-families must be claimed by those adapters first.
+families must be claimed by those adapters first. A NIM body shows vLLM's token or finish counters.
+Huawei MindIE serves the same unprefixed names for Ascend NPUs; its own families
+(``request_received_total``, ``npu_cache_usage_perc``, ...) give it away, and it is refused rather
+than read as NIM (whose ``/v1/version`` it does not have).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import dataclasses
 
 from exporter.model import ServerSample, TokenCounting
 from exporter.sources.servers import vllm
-from exporter.sources.servers._base import Adapter, ExtraEndpoint, register
+from exporter.sources.servers._base import Adapter, ExtraEndpoint, Refusal, Verdict, register
 from exporter.sources.servers._extras import MAX_VERSION_LENGTH, json_object, text_field, with_version
 from exporter.sources.servers._families import Alternatives, counter, read, to_sample
 from exporter.sources.servers._text import mentions, scan
@@ -34,6 +37,19 @@ TABLE = vllm.table("")
 FINISHED: Alternatives = (("request_finish_total",), ("request_success_total", "request_failure_total"))
 NAMES = TABLE.names() | {name for names in FINISHED for name in names}
 MARKERS = ("num_requests_running", "generation_tokens_total", "gpu_cache_usage_perc", "num_request_max")
+COUNTERS = ("generation_tokens_total", "prompt_tokens_total", "request_finish_total")
+MINDIE_MARKERS = (
+    "request_received_total",
+    "request_failed_total",
+    "failed_request_perc",
+    "npu_cache_usage_perc",
+    "npu_prefix_cache_hit_rate",
+)
+"""Families of Huawei MindIE (MindIE Server and the MindIE-Motor coordinator) that NIM does not have."""
+MINDIE = Refusal(
+    "this is Huawei MindIE's /metrics (an inference server for Ascend NPUs), which the exporter does "
+    "not read: it reads servers on NVIDIA GPUs, so remove this server from the configuration"
+)
 
 
 def parse(text: str) -> ServerSample:
@@ -49,9 +65,13 @@ def parse(text: str) -> ServerSample:
     return dataclasses.replace(sample, models=models)
 
 
-def detect(text: str) -> bool:
-    """A NIM body has vLLM's family names at the start of a line, without any prefix."""
-    return mentions(text, *MARKERS)
+def detect(text: str) -> Verdict:
+    """A NIM body has vLLM's unprefixed family names, counters among them; a MindIE body is refused."""
+    if not mentions(text, *MARKERS):
+        return False
+    if mentions(text, *MINDIE_MARKERS):
+        return MINDIE
+    return mentions(text, *COUNTERS)
 
 
 def merge_version(sample: ServerSample, body: str) -> ServerSample:

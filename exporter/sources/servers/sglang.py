@@ -19,6 +19,12 @@ reports; with ``--enable-metrics-for-all-schedulers`` the ranks of one group rep
 requests. So per model and ``dp_rank`` only the lowest rank's series are kept, and data-parallel
 groups are summed. ``sglang:token_usage`` (used KV tokens over the pool) is the KV cache ratio.
 Renamed: ``time_per_output_token_seconds`` → ``inter_token_latency_seconds`` (0.5).
+
+The same families reach us from other stacks: a **Dynamo worker** (``python -m dynamo.sglang``)
+serves them unchanged beside its ``dynamo_component_*`` families (ignored), and **Ray Serve LLM**
+re-exports them as ``ray_sglang_*`` (the colon replaced) with Ray's ``WorkerId`` and similar labels,
+summed away per model (the tokenizer's and the scheduler's families come from different Ray workers).
+Ray exports a counter only once it has moved, so a model Ray shows without one has counted 0.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from exporter.sources.servers._families import Table, table_adapter
 from exporter.sources.servers._text import Labels, Series
 
 PREFIX = "sglang:"
+RAY_PREFIX = "ray_sglang_"
 REPLICA_RANKS = ("tp_rank", "pp_rank", "moe_ep_rank")
 """Rank labels whose series within one data-parallel group report the same requests."""
 
@@ -52,30 +59,37 @@ def primary_ranks(series: Series) -> Series:
     return [(labels, value) for labels, value in series if lowest[_group(labels)] == _rank(labels)]
 
 
-TABLE = Table(
-    prefix=PREFIX,
-    model_label="model_name",
-    counters={
-        "prompt_tokens": (("prompt_tokens_total",),),
-        "generation_tokens": (("generation_tokens_total",),),
-        "requests_finished": (("num_requests_total",), ("e2e_request_latency_seconds_count",)),
-    },
-    gauges={"requests_running": ("num_running_reqs",), "requests_waiting": ("num_queue_reqs",)},
-    ratios={"kv_cache_usage_ratio": ("token_usage",)},
-    histograms={
-        "time_to_first_token": ("time_to_first_token_seconds",),
-        "inter_token_latency": ("inter_token_latency_seconds", "time_per_output_token_seconds"),
-        "e2e_request_latency": ("e2e_request_latency_seconds",),
-        "request_queue_time": ("queue_time_seconds",),
-    },
-    select=primary_ranks,
-)
+def table(prefix: str, *, zero_when_absent: bool = False) -> Table:
+    """SGLang's families under ``prefix``."""
+    return Table(
+        prefix=prefix,
+        model_label="model_name",
+        counters={
+            "prompt_tokens": (("prompt_tokens_total",),),
+            "generation_tokens": (("generation_tokens_total",),),
+            "requests_finished": (("num_requests_total",), ("e2e_request_latency_seconds_count",)),
+        },
+        gauges={"requests_running": ("num_running_reqs",), "requests_waiting": ("num_queue_reqs",)},
+        ratios={"kv_cache_usage_ratio": ("token_usage",)},
+        histograms={
+            "time_to_first_token": ("time_to_first_token_seconds",),
+            "inter_token_latency": ("inter_token_latency_seconds", "time_per_output_token_seconds"),
+            "e2e_request_latency": ("e2e_request_latency_seconds",),
+            "request_queue_time": ("queue_time_seconds",),
+        },
+        select=primary_ranks,
+        zero_when_absent=zero_when_absent,
+    )
+
+
+TABLE = table(PREFIX)
 
 
 ADAPTER = table_adapter(
     kind="sglang",
-    description="SGLang 0.4 and 0.5 (ranks summed per model)",
+    description="SGLang 0.4 and 0.5 (ranks summed per model), also under Ray Serve and Dynamo",
     table=TABLE,
+    spellings=(table(RAY_PREFIX, zero_when_absent=True),),
     counting=TokenCounting.AT_COMPLETION,
     example="sglang:generation_tokens_total",
 )
