@@ -35,40 +35,45 @@ def _record(name: str, expr: str) -> Rule:
     return {"record": name, "expr": expr}
 
 
+def info(matchers: str = "", role: str = "") -> str:
+    """The join key, selected by extra label ``matchers`` (a dashboard's variables) and a ``role`` regex."""
+    labels = ", ".join(part for part in (f'role=~"{role}"' if role else "", matchers) if part)
+    return f"{INFO}{{{labels}}}" if labels else INFO
+
+
+def counting(matchers: str = "") -> str:
+    """The join key of the servers that count their deployment's requests: its frontends, else its finishers."""
+    frontends = f"group by (deployment) ({info(matchers, 'frontend')})"
+    return f"{info(matchers, 'frontend')}\n  or ({info(matchers, 'engine|decode')} unless on(deployment) {frontends})"
+
+
+def by_deployment(metric: str, servers: str, keep: str = "deployment") -> str:
+    """``metric`` of the servers whose join key is ``servers``, summed per ``keep`` labels."""
+    labels = ", ".join(label for label in ("deployment", "role") if label in keep)
+    return f"sum by ({keep}) (\n  {metric}\n    * on({SERVER}) group_left({labels}) ({servers})\n)"
+
+
 def counting_rules() -> list[Rule]:
     """Which servers count their deployment's requests and tokens (run before every sum that uses them)."""
-    frontends = f'group by (deployment) ({INFO}{{role="frontend"}})'
-    return [
-        _record(
-            COUNTS,
-            f'{INFO}{{role="frontend"}}\n  or ({INFO}{{role=~"engine|decode"}} unless on(deployment) {frontends})',
-        ),
-        _record(ELSEWHERE, f"{INFO} unless on({SERVER}) {COUNTS}"),
-    ]
-
-
-def _by_deployment(metric: str, info: str, keep: str) -> str:
-    """``metric`` of the servers in ``info``, summed per deployment (and ``model`` where it has one)."""
-    return f"sum by ({keep}) (\n  {metric}\n    * on({SERVER}) group_left(deployment) {info}\n)"
+    return [_record(COUNTS, counting()), _record(ELSEWHERE, f"{INFO} unless on({SERVER}) {COUNTS}")]
 
 
 def figure_rules() -> list[Rule]:
     """Each deployment's tokens/s, requests/s, GPUs, cost, tokens/s per GPU and cost per request."""
     by_model = "deployment, model"
     return [
-        _record(GENERATION, _by_deployment("inference_generation_tokens_per_second", COUNTS, by_model)),
+        _record(GENERATION, by_deployment("inference_generation_tokens_per_second", COUNTS, by_model)),
         _record(
             "deployment_model:inference_prompt_tokens_per_second:sum",
-            _by_deployment("inference_prompt_tokens_per_second", COUNTS, by_model),
+            by_deployment("inference_prompt_tokens_per_second", COUNTS, by_model),
         ),
-        _record(REQUESTS, _by_deployment("inference_requests_per_second", COUNTS, by_model)),
-        _record(GPUS, _by_deployment("inference_server_gpus", INFO, "deployment")),
+        _record(REQUESTS, by_deployment("inference_requests_per_second", COUNTS, by_model)),
+        _record(GPUS, by_deployment("inference_server_gpus", INFO)),
         _record(
             "deployment_role:inference_server_gpus:sum",
-            "sum by (deployment, role) (\n  inference_server_gpus\n"
-            f"    * on({SERVER}) group_left(deployment, role) {INFO}\n)",
+            by_deployment("inference_server_gpus", INFO, "deployment, role"),
         ),
-        _record(COST, _by_deployment("inference_server_cost_per_second", INFO, "deployment")),
+        _record(COST, by_deployment("inference_server_cost_per_second", INFO)),
         _record("deployment:inference_generation_tokens_per_second:sum", f"sum by (deployment) ({GENERATION})"),
         _record(
             "deployment_model:inference_generation_tokens_per_second_per_gpu:ratio",
