@@ -19,6 +19,7 @@ KINDS = {
     "tgi-3.x.prom": "tgi",
     "sglang-0.4.x-docs.prom": "sglang",
     "sglang-0.5.23-reconstructed.prom": "sglang",
+    "sglang-0.5-economics-reconstructed.prom": "sglang",
     "triton-trtllm-backend-readme.prom": "triton",
     "triton-trtllm-ensemble-reconstructed.prom": "triton",
     "triton-vllm-backend-reconstructed.prom": "triton",
@@ -37,20 +38,52 @@ FIELDS = (
     "requests_waiting",
     "kv_cache_usage_ratio",
 )
+ECONOMICS = (
+    "prompt_cached_tokens",
+    "recomputed_prompt_tokens",
+    "recomputed_generation_tokens",
+    "prefill_gpu_seconds",
+    "decode_gpu_seconds",
+    "flops_per_gpu",
+)
+"""Values few servers report: ``None`` unless a fixture's entry names them."""
 
 
-def values(*numbers: float | None) -> dict[str, float | None]:
-    """The inspect-shaped values of one model, in the order of ``FIELDS``."""
-    return dict(zip(FIELDS, numbers, strict=True))
+def values(*numbers: float | None, **economics: float) -> dict[str, float | None]:
+    """The inspect-shaped values of one model, in the order of ``FIELDS``, then ``ECONOMICS``."""
+    assert set(economics) <= set(ECONOMICS), economics
+    return dict(zip(FIELDS, numbers, strict=True)) | {name: economics.get(name) for name in ECONOMICS}
 
 
 EXPECTED = {
-    "vllm-0.33.0-reconstructed.prom": {"Qwen/Qwen3-8B": values(3164.0, 1553.0, 4.0, 3.0, 0.0, 0.0123)},
+    # prompt_tokens_cached_total, engines 0 and 1: 1024 + 0
+    "vllm-0.33.0-reconstructed.prom": {
+        "Qwen/Qwen3-8B": values(3164.0, 1553.0, 4.0, 3.0, 0.0, 0.0123, prompt_cached_tokens=1024.0)
+    },
     "tgi-3.x.prom": {"": values(662.0, 3423.0, 111.0, 0.0, 0.0, None)},
     "sglang-0.4.x-docs.prom": {
         "meta-llama/Llama-3.1-8B-Instruct": values(8128902.0, 7557572.0, 11228.0, 162.0, 2826.0, 0.28)
     },
     "sglang-0.5.23-reconstructed.prom": {"Qwen/Qwen3-8B": values(5234.0, 40960.0, 32.0, 3.0, 1.0, 0.27)},
+    # tp_rank 0 only (rank 1 reports the same batches); prompt 32768 + 98304, generation 8192 + 40960,
+    # requests 32 + 96, cached device 65536 + host 4096, prefill = extend 41.25 + mixed 2.5, decode 180.5
+    # (idle 0.75 is neither), FLOPs per GPU of rank 0's one data-parallel group.
+    "sglang-0.5-economics-reconstructed.prom": {
+        "Qwen/Qwen3-32B": values(
+            131072.0,
+            49152.0,
+            128.0,
+            6.0,
+            0.0,
+            0.41,
+            prompt_cached_tokens=69632.0,
+            recomputed_prompt_tokens=6144.0,
+            recomputed_generation_tokens=1536.0,
+            prefill_gpu_seconds=43.75,
+            decode_gpu_seconds=180.5,
+            flops_per_gpu=2.5e17,
+        )
+    },
     "triton-trtllm-backend-readme.prom": {"tensorrt_llm": values(None, None, 0.0, 0.0, 1.0, 0.4875)},
     "triton-trtllm-ensemble-reconstructed.prom": {
         "ensemble": values(None, None, 96.0, None, 0.0, None),
@@ -71,6 +104,7 @@ COUNTING = {
     "tgi-3.x.prom": TokenCounting.AT_COMPLETION,
     "sglang-0.4.x-docs.prom": TokenCounting.AT_COMPLETION,
     "sglang-0.5.23-reconstructed.prom": TokenCounting.AT_COMPLETION,
+    "sglang-0.5-economics-reconstructed.prom": TokenCounting.AT_COMPLETION,
     "triton-trtllm-backend-readme.prom": TokenCounting.AT_COMPLETION,
     "triton-trtllm-ensemble-reconstructed.prom": TokenCounting.AT_COMPLETION,
     "triton-vllm-backend-reconstructed.prom": TokenCounting.INCREMENTAL,
