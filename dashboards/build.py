@@ -6,11 +6,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from dashboards import fleet, gpu, server
+from dashboards import cost, fleet, gpu, server
 from dashboards.grafana import Json
 
 DASHBOARDS_DIR = Path(__file__).parent
-BUILDERS: tuple[Callable[[], Json], ...] = (fleet.build, server.build, gpu.build)
+BUILDERS: tuple[Callable[[], Json], ...] = (fleet.build, server.build, gpu.build, cost.build)
 
 
 def all_dashboards() -> list[Json]:
