@@ -293,3 +293,35 @@ def test_the_idle_fraction_is_always_within_zero_and_one(
         fraction = economics.idle_fraction(activity)
         assert fraction is None or 0.0 <= fraction <= 1.0
         assert activity.idle_seconds <= latest - first + 1e-9  # never more idle time than time went by
+
+
+def test_the_worked_example_of_the_metrics_documentation() -> None:
+    # docs/metrics.md, "Worked example": 8 H100 at 3.00 per hour, electricity 0.12 per kWh.
+    gpu_400, gpu_500, gpu_70 = (derive.gpu_cost_per_second(3.0, watts, 0.12) for watts in (400.0, 500.0, 70.0))
+    assert (gpu_400, gpu_500, gpu_70) == pytest.approx((0.000846667, 0.00085, 0.000835667), rel=1e-6)
+    llama_cost, qwen_cost = 4 * gpu_400, 2 * gpu_500
+    idle = economics.idle_cost(llama_cost, 0.25)
+    assert idle == pytest.approx(0.000846667, rel=1e-6)
+    serving = economics.serving_cost(llama_cost, idle)
+    assert serving == pytest.approx(0.00254)
+    method, llama = economics_of(
+        {"m": windows(prompt=3000.0, generation=800.0, cached=1200.0, flops=1.5e14)},
+        serving,
+        power=1600.0,
+        peak_flops=989.4e12,
+    )
+    assert method == economics.TOKEN_WEIGHT
+    assert llama["m"].prompt_cost_per_million_tokens == pytest.approx(0.3048)
+    assert llama["m"].generation_cost_per_million_tokens == pytest.approx(2.032)
+    assert llama["m"].prompt_cache_hit_ratio == pytest.approx(0.40)
+    assert llama["m"].energy_joules_per_token == pytest.approx(0.421, abs=5e-4)
+    assert llama["m"].model_flops_utilization_ratio == pytest.approx(0.152, abs=5e-4)
+    method, qwen = economics_of({"m": windows(2000.0, 700.0, prefill=0.27, decode=0.63)}, qwen_cost)
+    assert method == economics.GPU_TIME
+    assert qwen["m"].prompt_cost_per_million_tokens == pytest.approx(0.255)
+    assert qwen["m"].generation_cost_per_million_tokens == pytest.approx(1.70)
+    claims = [economics.GpuClaim(gpu_400, 1.0)] * 4 + [economics.GpuClaim(gpu_500, 1.0)] * 2
+    node = economics.node_cost([*claims, economics.GpuClaim(gpu_70, 0.0), economics.GpuClaim(gpu_70, 0.0)])
+    assert node.total == pytest.approx(0.006758)
+    assert node.unattributed == pytest.approx(0.00167133, rel=1e-5)
+    assert serving + qwen_cost + idle + node.unattributed == pytest.approx(node.total)

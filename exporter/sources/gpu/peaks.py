@@ -2,9 +2,10 @@
 
 NVIDIA's datasheets print BF16/FP16 tensor peaks *with sparsity* (marked ``*`` there); the dense peak
 is half of that. Every value below is dense, in FLOP/s, per GPU. ``SOURCES`` says where each one
-comes from and how sure it is: ``datasheet`` figures were checked against NVIDIA's figure (or a
-verbatim copy of its table); ``unverified`` ones have no NVIDIA figure found and come from third-party
-spec databases. Any of them is overridden by ``gpu.peak_flops`` in the configuration, by name.
+comes from and how sure it is: ``checked`` figures were checked against NVIDIA's figure (or a
+verbatim copy of its table), ``quoted`` ones are NVIDIA's figure as commonly quoted without the
+datasheet opened, and ``unverified`` ones have no NVIDIA figure found and come from third parties.
+Any of them is overridden by ``gpu.peak_flops`` in the configuration, by name.
 
 A name is matched exactly, as ``nvmlDeviceGetName`` returns it. A MIG instance reports its parent's
 name, but a slice has only part of the peak, so no peak is given for a share of a MIG instance.
@@ -43,39 +44,46 @@ PEAK_FLOPS: Mapping[str, float] = {
 }
 """Dense BF16 tensor peak per GPU, FLOP/s, by NVML product name."""
 
-H100_DATASHEET = "NVIDIA H100 datasheet (1,979* SXM, 1,513* PCIe, 1,671* NVL TFLOPS with sparsity)"
+H100 = "https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet"
+A100 = "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf"
+HGX = "https://www.nvidia.com/en-us/data-center/hgx/"
+RTX_PRO = (
+    "unverified: NVIDIA gives only 4,000 FP4* AI TOPS; 503.8 dense in a third-party spec database, "
+    "from the 2,617 MHz boost clock"
+)
 SOURCES: Mapping[str, str] = {
-    "NVIDIA H100 80GB HBM3": f"datasheet: {H100_DATASHEET}; dense 989.4 per NVIDIA's Hopper figures",
-    "NVIDIA H100 PCIe": f"datasheet: {H100_DATASHEET}",
-    "NVIDIA H100 NVL": f"datasheet (figure as quoted, PDF not opened): {H100_DATASHEET}",
-    "NVIDIA H200": "datasheet: NVIDIA H200 (same GH100 tensor peak as H100 SXM, 1,979* TFLOPS)",
-    "NVIDIA H200 NVL": "datasheet (figure as quoted, PDF not opened): NVIDIA H200 NVL, 1,671* TFLOPS",
-    "NVIDIA GH200 480GB": "datasheet: NVIDIA GH200 Grace Hopper (H100-class GPU, 1,979* TFLOPS)",
-    "NVIDIA H800": "unverified: no NVIDIA figure found; same GH100 tensor cores as H100 SXM per press coverage",
-    "NVIDIA H20": "unverified: no NVIDIA datasheet; 148 dense FP16/BF16 as reported by third parties",
-    "NVIDIA B200": "datasheet: NVIDIA HGX B200, 36 PFLOPS* FP16/BF16 per 8 GPUs (2,250 dense per GPU)",
-    "NVIDIA B300 SXM6 AC": "datasheet: NVIDIA HGX B300, 36 PFLOPS* FP16/BF16 per 8 GPUs (2,250 dense per GPU)",
-    "NVIDIA GB200": "datasheet: NVIDIA GB200 NVL72, 360 PFLOPS* FP16/BF16 per 72 GPUs (2,500 dense per GPU)",
-    "NVIDIA A100-SXM4-80GB": "datasheet: NVIDIA A100, BF16 tensor 312 | 624*",
-    "NVIDIA A100-SXM4-40GB": "datasheet: NVIDIA A100, BF16 tensor 312 | 624*",
-    "NVIDIA A100 80GB PCIe": "datasheet: NVIDIA A100, BF16 tensor 312 | 624*",
-    "NVIDIA A100-PCIE-40GB": "datasheet: NVIDIA A100, BF16 tensor 312 | 624*",
-    "NVIDIA A800-SXM4-80GB": "unverified: no NVIDIA figure found; 311.9 dense in third-party spec databases (as A100)",
-    "NVIDIA L40S": "datasheet: NVIDIA L40S, BFLOAT16 tensor 362.05 | 733*",
-    "NVIDIA L40": "datasheet: NVIDIA L40, BFLOAT16 tensor 181.05 | 362.1*",
-    "NVIDIA L4": "datasheet: NVIDIA L4, 242* TFLOPS FP16/BF16 tensor",
-    "NVIDIA A10": "datasheet (figure as quoted, PDF not opened): NVIDIA A10, 250* TFLOPS BF16 tensor",
-    "NVIDIA RTX 6000 Ada Generation": "datasheet: NVIDIA RTX 6000 Ada, 728.5* TFLOPS BF16 tensor",
-    "NVIDIA RTX PRO 6000 Blackwell Server Edition": (
-        "unverified: NVIDIA gives only 4,000 FP4* AI TOPS; 503.8 dense from a third-party spec database, "
-        "computed from the 2,617 MHz boost clock (the Server Edition may clock lower)"
-    ),
-    "NVIDIA RTX PRO 6000 Blackwell Workstation Edition": (
-        "unverified: NVIDIA gives only 4,000 FP4* AI TOPS; 503.8 dense from a third-party spec database, "
-        "computed from the 2,617 MHz boost clock"
-    ),
+    "NVIDIA H100 80GB HBM3": f"checked: 1,978.9* in a copy of NVIDIA's Hopper table (989.4 dense); {H100}",
+    "NVIDIA H100 PCIe": f"quoted: 1,513* in NVIDIA's H100 datasheet, not opened; {H100}",
+    "NVIDIA H100 NVL": f"quoted: 1,671* per GPU in NVIDIA's current H100 datasheet, not opened; {H100}",
+    "NVIDIA H200": "checked: the H100 SXM's GH100 tensor cores, 989 dense in third-party copies of NVIDIA's figures; "
+    "https://www.nvidia.com/en-us/data-center/h200/",
+    "NVIDIA H200 NVL": "quoted: 1,671* in NVIDIA's H200 NVL figures, not opened; https://www.nvidia.com/en-us/data-center/h200/",
+    "NVIDIA GH200 480GB": "quoted: 1,979* (H100-class GPU), not opened; "
+    "https://www.nvidia.com/en-us/data-center/grace-hopper-superchip/",
+    "NVIDIA H800": "unverified: no NVIDIA figure found; the H100 SXM's tensor cores per press coverage",
+    "NVIDIA H20": "unverified: no NVIDIA datasheet; 148 dense FP16/BF16 as third parties report it",
+    "NVIDIA B200": f"checked: HGX B200 36 PFLOPS* FP16/BF16 per 8 GPUs in copies of NVIDIA's table; {HGX}",
+    "NVIDIA B300 SXM6 AC": f"checked: HGX B300 36 PFLOPS* FP16/BF16 per 8 GPUs in copies of NVIDIA's table "
+    f"(one third-party article says 3,500 dense); {HGX}",
+    "NVIDIA GB200": "checked: 2,500 dense per GPU at 1,200 W in a copy of NVIDIA's GB200 figures (360 PFLOPS* per 72); "
+    "https://www.nvidia.com/en-us/data-center/gb200-nvl72/",
+    "NVIDIA A100-SXM4-80GB": f"checked: BF16 tensor 312 (624*) in a copy of NVIDIA's A100 datasheet; {A100}",
+    "NVIDIA A100-SXM4-40GB": f"checked: BF16 tensor 312 (624*), as the 80 GB part; {A100}",
+    "NVIDIA A100 80GB PCIe": f"checked: BF16 tensor 312 (624*), as the SXM4 part; {A100}",
+    "NVIDIA A100-PCIE-40GB": f"checked: BF16 tensor 312 (624*), as the SXM4 part; {A100}",
+    "NVIDIA A800-SXM4-80GB": "unverified: no NVIDIA figure found; 311.9 dense in third-party spec databases, as A100",
+    "NVIDIA L40S": "checked: BFLOAT16 tensor 362.05 (733*) in a verbatim copy of NVIDIA's datasheet table; "
+    "https://www.nvidia.com/en-us/data-center/l40s/",
+    "NVIDIA L40": "checked: BFLOAT16 tensor 181.05 (362.1*) in the same table; https://www.nvidia.com/en-us/data-center/l40/",
+    "NVIDIA L4": "quoted: 242* FP16/BF16 tensor, not opened; https://www.nvidia.com/en-us/data-center/l4/",
+    "NVIDIA A10": "quoted: 250* BF16 tensor, not opened; https://www.nvidia.com/en-us/data-center/products/a10-gpu/",
+    "NVIDIA RTX 6000 Ada Generation": "quoted: 728.5* BF16 tensor (Ada whitepaper), not opened; "
+    "https://www.nvidia.com/en-us/design-visualization/rtx-6000/",
+    "NVIDIA RTX PRO 6000 Blackwell Server Edition": f"{RTX_PRO} (the Server Edition may clock lower)",
+    "NVIDIA RTX PRO 6000 Blackwell Workstation Edition": RTX_PRO,
 }
-"""Where each peak comes from; ``unverified`` marks those without an NVIDIA figure."""
+"""Where each peak comes from: ``checked`` against NVIDIA's figure (or a verbatim copy of it), ``quoted`` (NVIDIA's
+figure as commonly quoted; the datasheet was not opened), ``unverified`` (no NVIDIA figure found)."""
 
 
 def peak_flops(name: str | None, overrides: Mapping[str, float]) -> float | None:
