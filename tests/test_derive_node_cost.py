@@ -146,3 +146,28 @@ def test_a_worked_node_adds_up() -> None:
     assert a.idle_cost_per_second == pytest.approx(0.25 * 1.5 * per_gpu)
     assert snapshot.unattributed_cost_per_second == pytest.approx(2.5 * per_gpu)
     assert b.sample is None
+
+
+def mfu_of(name: str, peaks: dict[str, float]) -> float | None:
+    """The MFU of a server on two GPUs of product ``name`` doing 2e14 FLOP/s per GPU."""
+    state = node([(name, 300.0)] * 2)
+    sample = ServerSample("vllm", {"m": ModelSample(prompt_tokens=1.0)}, TokenCounting.INCREMENTAL)
+    windows = ModelWindows(window(100.0), window(10.0), flops_per_gpu=window(2e14))
+    snapshot = compose(
+        Inputs(
+            taken_at_unix=1.7e9,
+            servers=[ServerInput("a", UP, sample, {"m": windows})],
+            attributions={"a": Attribution("config", static_claims([0, 1], state.reading))},
+            pricing=PricingConfig(gpu_hourly_cost={"default": 3.0}),
+            gpus=state,
+            peak_flops=peaks,
+        )
+    )
+    return snapshot.servers[0].rates["m"].model_flops_utilization_ratio
+
+
+def test_utilization_uses_the_peak_by_product_name_and_the_configured_override() -> None:
+    assert mfu_of(H100_NAME, {}) == pytest.approx(2e14 / 989.4e12)
+    assert mfu_of(H100_NAME, {H100_NAME: 1e15}) == pytest.approx(0.2)
+    assert mfu_of("NVIDIA Unknown GPU", {}) is None  # no peak known: absent, not guessed
+    assert mfu_of("NVIDIA Unknown GPU", {"NVIDIA Unknown GPU": 4e14}) == pytest.approx(0.5)
