@@ -187,6 +187,7 @@ class Poller:
             kubelet=self._attributor.kubelet_status,
             missed_polls=self.missed_polls,
             loop_errors=tuple(sorted(self.supervisor.errors.items())),
+            peak_flops=self.config.gpu.peak_flops,
         )
 
     def snapshot(self) -> Snapshot:
@@ -201,4 +202,4 @@ class Poller:
 
 
 def _input(state: ServerState) -> compose.ServerInput:
-    return compose.ServerInput(state.name, state.status, state.sample, dict(state.windows))
+    return compose.ServerInput(state.name, state.status, state.sample, dict(state.windows), state.activity)
