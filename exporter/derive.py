@@ -143,13 +143,24 @@ def server_power(inputs: Iterable[GpuCostInput]) -> float | None:
     return total
 
 
-def server_cost_per_second(inputs: Sequence[GpuCostInput], energy_cost_per_kwh: float | None) -> float:
-    """Cost per second of a server's share of its GPUs, with electricity where price and power are known."""
-    cost = sum(item.hourly_cost * item.share.weight for item in inputs) / SECONDS_PER_HOUR
-    power = server_power(inputs) if energy_cost_per_kwh is not None else None
-    if energy_cost_per_kwh is not None and power is not None:
-        cost += power * energy_cost_per_kwh / JOULES_PER_KWH
+def gpu_cost_per_second(hourly: float, power_watts: float | None, energy_cost_per_kwh: float | None) -> float:
+    """Cost per second of one whole GPU: its hourly price, plus electricity where price and power are known."""
+    cost = hourly / SECONDS_PER_HOUR
+    if energy_cost_per_kwh is not None and power_watts is not None:
+        cost += power_watts * energy_cost_per_kwh / JOULES_PER_KWH
     return cost
+
+
+def server_cost_per_second(inputs: Sequence[GpuCostInput], energy_cost_per_kwh: float | None) -> float:
+    """Cost per second of a server's share of its GPUs: each share of each GPU's cost (``gpu_cost_per_second``).
+
+    The electricity of a GPU whose power is unknown is left out, so the shares of a GPU always add up
+    to exactly what the node's cost counts for it.
+    """
+    return sum(
+        item.share.weight * gpu_cost_per_second(item.hourly_cost, item.power_watts, energy_cost_per_kwh)
+        for item in inputs
+    )
 
 
 def model_shares(generation_rates: Mapping[str, float | None]) -> dict[str, float]:
@@ -210,13 +221,28 @@ def advance_live(
 
 @dataclass(frozen=True, slots=True)
 class ModelWindows:
-    """The counter windows kept for one server and model."""
+    """The counter windows kept for one server and model, one per counter of ``ModelSample``."""
 
     prompt_tokens: CounterWindow = EMPTY_WINDOW
     generation_tokens: CounterWindow = EMPTY_WINDOW
     requests_finished: CounterWindow = EMPTY_WINDOW
     live_generation: LiveGeneration | None = None
     """Set once the server has reported tokens in flight; from then on it drives ``generation_tokens``."""
+    prompt_cached_tokens: CounterWindow = EMPTY_WINDOW
+    prefill_gpu_seconds: CounterWindow = EMPTY_WINDOW
+    decode_gpu_seconds: CounterWindow = EMPTY_WINDOW
+    flops_per_gpu: CounterWindow = EMPTY_WINDOW
+
+
+PLAIN_COUNTERS = (
+    "prompt_tokens",
+    "requests_finished",
+    "prompt_cached_tokens",
+    "prefill_gpu_seconds",
+    "decode_gpu_seconds",
+    "flops_per_gpu",
+)
+"""The counters whose window is fed the server's own reading (generation tokens may be made live)."""
 
 
 def observe_model(
@@ -229,11 +255,15 @@ def observe_model(
     failed once) lowers nothing and adds nothing until the live total is passed again.
     """
     generated, gen_restarted, live = _generation_reading(windows, sample, restarted)
-    return ModelWindows(
-        prompt_tokens=observe(windows.prompt_tokens, now, sample.prompt_tokens, span, restarted=restarted),
+    plain = {
+        name: observe(getattr(windows, name), now, getattr(sample, name), span, restarted=restarted)
+        for name in PLAIN_COUNTERS
+    }
+    return dataclasses.replace(
+        windows,
         generation_tokens=observe(windows.generation_tokens, now, generated, span, restarted=gen_restarted),
-        requests_finished=observe(windows.requests_finished, now, sample.requests_finished, span, restarted=restarted),
         live_generation=live,
+        **plain,
     )
 
 

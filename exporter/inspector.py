@@ -9,7 +9,9 @@ Output::
 
     {"kind": "vllm", "models": {"<model>": {"prompt_tokens": 123.0, "generation_tokens": 456.0,
       "requests_finished": 7.0, "requests_running": 1.0, "requests_waiting": 0.0,
-      "kv_cache_usage_ratio": 0.12}}}
+      "kv_cache_usage_ratio": 0.12, "prompt_cached_tokens": 40.0, "recomputed_prompt_tokens": null,
+      "recomputed_generation_tokens": null, "prefill_gpu_seconds": null, "decode_gpu_seconds": null,
+      "flops_per_gpu": null}}}
 """
 
 from __future__ import annotations

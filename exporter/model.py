@@ -31,6 +31,9 @@ class FieldKind(enum.StrEnum):
     """Instantaneous; summed over engines and ranks."""
     RATIO = "ratio"
     """Instantaneous, 0..1; the largest over engines and ranks."""
+    PER_GPU_COUNTER = "per_gpu_counter"
+    """Cumulative since the server started, per GPU of the engine that reports it; averaged over engines
+    and data-parallel ranks, each of which reports for its own GPUs (summing would count GPUs twice)."""
 
 
 SAMPLE_FIELDS: Mapping[str, FieldKind] = {
@@ -40,6 +43,12 @@ SAMPLE_FIELDS: Mapping[str, FieldKind] = {
     "requests_running": FieldKind.GAUGE,
     "requests_waiting": FieldKind.GAUGE,
     "kv_cache_usage_ratio": FieldKind.RATIO,
+    "prompt_cached_tokens": FieldKind.COUNTER,
+    "recomputed_prompt_tokens": FieldKind.COUNTER,
+    "recomputed_generation_tokens": FieldKind.COUNTER,
+    "prefill_gpu_seconds": FieldKind.COUNTER,
+    "decode_gpu_seconds": FieldKind.COUNTER,
+    "flops_per_gpu": FieldKind.PER_GPU_COUNTER,
 }
 """The normalized values an adapter reads from a body, by the name of their ``ModelSample`` field.
 
@@ -88,6 +97,21 @@ class ModelSample:
     """Gauge: requests queued and not yet scheduled."""
     kv_cache_usage_ratio: float | None = None
     """Gauge, 0..1: share of the KV cache in use."""
+    prompt_cached_tokens: float | None = None
+    """Counter: prompt tokens served from the prefix cache instead of computed; part of ``prompt_tokens``."""
+    recomputed_prompt_tokens: float | None = None
+    """Counter: prompt tokens whose KV cache the server dropped to make room (preemption, retraction), so
+    they are computed again when the request resumes. Only where the server counts tokens, not events."""
+    recomputed_generation_tokens: float | None = None
+    """Counter: generated tokens whose KV cache the server dropped (as above); they are prefilled again."""
+    prefill_gpu_seconds: float | None = None
+    """Counter, seconds: GPU time the server measured executing prefill (extend) forward passes of whole
+    batches, on one rank of each data-parallel group. Never a sum of per-request intervals."""
+    decode_gpu_seconds: float | None = None
+    """Counter, seconds: GPU time the server measured executing decode forward passes of whole batches."""
+    flops_per_gpu: float | None = None
+    """Counter, FLOPs per GPU: the server's own estimate of the floating-point operations its forward
+    passes took (an analytic count from the model's shapes and each step's tokens, not a measurement)."""
     generation_tokens_in_flight: float | None = None
     """Gauge: tokens generated so far by requests that have not finished yet (llama.cpp ``/slots``).
 
@@ -252,6 +276,18 @@ class ModelRates:
     """Currency units per finished request."""
     cost_per_million_generation_tokens: float | None = None
     energy_joules_per_generation_token: float | None = None
+    prompt_cost_per_million_tokens: float | None = None
+    """Currency units per million prompt tokens: the prompt phase's share of the serving cost over them."""
+    generation_cost_per_million_tokens: float | None = None
+    """Currency units per million generated tokens: the generation phase's share of the serving cost."""
+    prompt_cache_hit_ratio: float | None = None
+    """0..1: prompt tokens served from the prefix cache over all prompt tokens."""
+    energy_joules_per_token: float | None = None
+    """GPU energy per prompt-plus-generated token."""
+    flops_per_second_per_gpu: float | None = None
+    """The server's estimated FLOPs per second on each of its GPUs."""
+    model_flops_utilization_ratio: float | None = None
+    """``flops_per_second_per_gpu`` over the dense BF16 tensor peak of the server's GPUs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +309,10 @@ class ServerView:
     """How its GPUs were found: ``config``, ``processes``, ``device_files``, ``kubelet`` or ``none``."""
     gpu_memory_used_bytes: float | None = None
     """GPU memory its processes use, where the GPUs were found from its processes."""
+    idle_cost_per_second: float | None = None
+    """The part of ``cost_per_second`` spent while the server ran no request and produced no token."""
+    cost_split: str | None = None
+    """How the serving cost was split between prompt and generation: ``gpu_time`` or ``token_weight``."""
     deployment: str = ""
     """The deployment it belongs to, ``""`` for none."""
     role: str = "engine"
@@ -387,6 +427,11 @@ class Snapshot:
     """Deployments whose servers are all on this node (not ``spans_nodes``)."""
     loop_errors: tuple[tuple[str, int], ...] = ()
     """Counter per loop (``servers``, ``gpu_fast``, ...): iterations that failed and were survived."""
+    node_cost_per_second: float | None = None
+    """What every GPU read on this node costs per second (prices, and electricity where priced and known),
+    with the default price for GPUs a server claims that NVML did not read; ``None`` without a GPU reading."""
+    unattributed_cost_per_second: float | None = None
+    """The part of ``node_cost_per_second`` of GPUs (or parts of them) that no server that is up claims."""
 
 
 def _check_sample_fields() -> None:

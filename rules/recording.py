@@ -29,12 +29,21 @@ def _record(name: str, expr: str) -> Rule:
 
 
 def fleet_rules() -> list[Rule]:
-    """Tokens/s, tokens/s per GPU, cost and energy per token, per model, for the whole fleet, per deployment.
+    """Tokens/s, tokens/s per GPU, cost and energy per token, per model, for the whole fleet, per deployment;
+    cost by state.
 
     Rules of one group run in order: which servers count their deployment's requests comes first,
     so that the sums below count each request once (a frontend and its engines both see it).
     """
-    return [*deployments.counting_rules(), *_per_model(), *_whole_fleet(), *deployments.figure_rules()]
+    return [
+        *deployments.counting_rules(),
+        *_per_model(),
+        *_whole_fleet(),
+        *_cost_by_state(),
+        *_per_phase(),
+        *_efficiency(),
+        *deployments.figure_rules(),
+    ]
 
 
 ONCE = f"unless on({SERVER}) {ELSEWHERE}"
@@ -98,6 +107,82 @@ def _whole_fleet() -> list[Rule]:
         _record(
             ":inference_energy_joules_per_generation_token:ratio",
             "sum(inference_server_power_watts)\n  / (:inference_generation_tokens_per_second:sum > 0)",
+        ),
+    ]
+
+
+def _cost_by_state() -> list[Rule]:
+    """What the fleet's GPUs cost, by state: serving, idle (servers up with nothing to do), unattributed."""
+    serving = "sum(inference_server_cost_per_second) - (sum(inference_server_idle_cost_per_second) or vector(0))"
+    return [
+        _record(":inference_node_cost_per_second:sum", "sum(inference_node_cost_per_second)"),
+        _record(":inference_server_idle_cost_per_second:sum", "sum(inference_server_idle_cost_per_second)"),
+        _record(
+            "state:inference_gpu_cost_per_second:sum",
+            f'label_replace({serving}, "state", "serving", "", "")\n'
+            'or label_replace(sum(inference_server_idle_cost_per_second), "state", "idle", "", "")\n'
+            'or label_replace(sum(inference_unattributed_gpu_cost_per_second), "state", "unattributed", "", "")',
+        ),
+        _record(
+            ":inference_server_idle_cost_per_second:ratio",
+            ":inference_server_idle_cost_per_second:sum\n  / (:inference_server_cost_per_second:sum > 0)",
+        ),
+    ]
+
+
+PHASE_TOKENS = {"prompt": "inference_prompt_tokens_per_second", "generation": "inference_generation_tokens_per_second"}
+"""The token rate behind each ``phase`` of ``inference_cost_per_million_tokens``."""
+
+
+def _phase_sum(operator: str) -> str:
+    """Per model and phase, the phase's tokens/s ``and`` or ``*`` its price, over every server that prices it."""
+    parts = [
+        f"sum by (model, phase) (\n"
+        f'  label_replace({tokens}, "phase", "{phase}", "", "")\n'
+        f"    {operator} on({MODEL}, phase) inference_cost_per_million_tokens\n"
+        ")"
+        for phase, tokens in PHASE_TOKENS.items()
+    ]
+    if operator == "*":
+        parts = [f"{part} / 1e6" for part in parts]
+    return "\nor ".join(parts)
+
+
+def _per_phase() -> list[Rule]:
+    """Tokens/s, cost per second and cost per million tokens of each phase, per model and for the fleet."""
+    return [
+        _record("model_phase:inference_tokens_per_second:sum", _phase_sum("and")),
+        _record("model_phase:inference_cost_per_second:sum", _phase_sum("*")),
+        _record(
+            "model_phase:inference_cost_per_million_tokens:ratio",
+            "model_phase:inference_cost_per_second:sum\n  / (model_phase:inference_tokens_per_second:sum > 0) * 1e6",
+        ),
+        _record(
+            "phase:inference_cost_per_million_tokens:ratio",
+            "sum by (phase) (model_phase:inference_cost_per_second:sum)\n"
+            "  / (sum by (phase) (model_phase:inference_tokens_per_second:sum) > 0) * 1e6",
+        ),
+    ]
+
+
+def _efficiency() -> list[Rule]:
+    """The fleet's prompt cache hit ratio, energy per token and FLOP utilization."""
+    return [
+        _record(
+            ":inference_prompt_cache_hit:ratio",
+            f"sum(inference_prompt_cache_hit_ratio * on({MODEL}) inference_prompt_tokens_per_second)\n"
+            f"  / (sum(inference_prompt_tokens_per_second and on({MODEL}) inference_prompt_cache_hit_ratio) > 0)",
+        ),
+        _record(
+            ":inference_energy_joules_per_token:ratio",
+            "sum(inference_server_power_watts)\n"
+            "  / ((sum(inference_prompt_tokens_per_second) or vector(0))"
+            " + :inference_generation_tokens_per_second:sum > 0)",
+        ),
+        _record(
+            ":inference_model_flops_utilization:ratio",
+            f"sum(inference_model_flops_utilization_ratio * on({SERVER}) group_left() inference_server_gpus)\n"
+            f"  / (sum(inference_server_gpus and on({SERVER}) inference_model_flops_utilization_ratio) > 0)",
         ),
     ]
 

@@ -38,7 +38,7 @@ UNIT_IDS = (
     "binbps bps watt kwatt megwatt gwatt mwatt watth kwatth joule ev amp volt celsius fahrenheit kelvin "
     "hertz ns µs ms s m h d dtdurationms dtdurations dthms dtdhms clockms clocks cps ops reqps rps wps "
     "iops cpm opm rpm wpm currencyUSD currencyGBP currencyEUR currencyJPY currencyCHF currencyINR "
-    "bool bool_yes_no bool_on_off"
+    "bool bool_yes_no bool_on_off flops mflops gflops tflops pflops eflops"
 )
 GRAFANA_UNITS = frozenset(UNIT_IDS.split())
 """Unit ids the panel-units rule accepts."""

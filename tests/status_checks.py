@@ -10,11 +10,19 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.serve.status.figures import GPU_SPECS, MODEL_SPECS, Spec, display
+from exporter.serve.status.figures import (
+    GPU_SPECS,
+    MODEL_SPECS,
+    NODE_SPECS,
+    PRICE_SPECS,
+    SERVER_COST_SPECS,
+    Spec,
+    display,
+)
 
-SPECS: dict[str, Spec[Any]] = {spec.metric.name: spec for spec in MODEL_SPECS} | {
-    spec.metric.name: spec for spec in GPU_SPECS
-}
+ALL_SPECS: tuple[Spec[Any], ...] = (*NODE_SPECS, *SERVER_COST_SPECS, *PRICE_SPECS, *MODEL_SPECS, *GPU_SPECS)
+SPECS: dict[str, Spec[Any]] = {spec.metric.name: spec for spec in ALL_SPECS}
+"""Each figure's spec by its metric (the two prices of a phase share their metric and their text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +69,7 @@ def html_figures(page: str) -> list[ShownFigure]:
 
 def json_figures(status: dict[str, Any]) -> list[ShownFigure]:
     """Every figure of an ``/api/v1/status`` document, in page order."""
-    cards = [*status["models"], *status["gpus"]]
+    cards = [*status["cost"], *status["models"], *status["gpus"]]
     return [ShownFigure(f["metric"], f["labels"], f["value"], f["display"]) for card in cards for f in card["figures"]]
 
 

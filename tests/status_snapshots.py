@@ -29,6 +29,13 @@ def rates(generation: float, *, gpus: int = 4, requests: float = 2.0, cost_per_s
         cost_per_request=cost_per_second / requests,
         cost_per_million_generation_tokens=cost_per_second / generation * 1e6,
         energy_joules_per_generation_token=1600.0 / generation,
+        # a fifth of the serving cost on prompt tokens (3 per generated one), the rest on generated ones
+        prompt_cost_per_million_tokens=cost_per_second * 0.2 / (generation * 3) * 1e6,
+        generation_cost_per_million_tokens=cost_per_second * 0.8 / generation * 1e6,
+        prompt_cache_hit_ratio=0.25,
+        energy_joules_per_token=1600.0 / (generation * 4),
+        flops_per_second_per_gpu=generation * 1.4e11 / gpus,
+        model_flops_utilization_ratio=generation * 1.4e11 / gpus / 989.4e12,
     )
 
 
@@ -62,6 +69,8 @@ def server(
         rates={model: rates(generation, gpus=len(gpus), requests=requests) for model, generation in models.items()},
         cost_per_second=0.003,
         power_watts=1600.0,
+        idle_cost_per_second=0.0006,
+        cost_split="token_weight",
     )
 
 
@@ -117,4 +126,6 @@ def snapshot(
         driver_version="570.86.15",
         currency="EUR",
         ready=True,
+        node_cost_per_second=len(gpus) * 3.0 / 3600 if nvml_up else None,
+        unattributed_cost_per_second=0.0 if nvml_up else None,
     )

@@ -169,3 +169,34 @@ def test_any_yaml_data_gives_a_config_or_a_config_error(data: dict[str, object])
         assert all(isinstance(p, str) and ": " in p for p in exc.problems)
     else:
         assert isinstance(config, Config)
+
+
+def test_the_token_weights_default_to_four_and_zero() -> None:
+    pricing = parse_config("").pricing
+    assert (pricing.generation_token_weight, pricing.cached_prompt_token_weight) == (4.0, 0.0)
+
+
+def test_the_token_weights_and_gpu_peaks_are_read() -> None:
+    config = parse_config(
+        "pricing: {gpu_hourly_cost: {default: 1}, generation_token_weight: 5, cached_prompt_token_weight: 0.1}\n"
+        'gpu:\n  peak_flops:\n    "NVIDIA H100 80GB HBM3": 989.4e12\n    "NVIDIA L4": 1.21e+14\n'
+    )
+    assert (config.pricing.generation_token_weight, config.pricing.cached_prompt_token_weight) == (5.0, 0.1)
+    assert config.gpu.peak_flops == {"NVIDIA H100 80GB HBM3": 989.4e12, "NVIDIA L4": 121e12}
+
+
+def test_bad_token_weights_and_peaks_are_each_reported_with_their_path() -> None:
+    found = problems(
+        "pricing: {generation_token_weight: 0, cached_prompt_token_weight: 1.5}\n"
+        'gpu:\n  peak_flops: {"NVIDIA H100 80GB HBM3": -1, "NVIDIA L4": lots, "NVIDIA A10": .nan}\n'
+    )
+    assert found == [
+        "pricing.generation_token_weight: must be above zero",
+        "pricing.cached_prompt_token_weight: must be from 0 to 1",
+        'gpu.peak_flops["NVIDIA H100 80GB HBM3"]: must be above zero (dense BF16 FLOP/s per GPU, such as 989.4e12)',
+        'gpu.peak_flops["NVIDIA L4"]: must be a number (dense BF16 FLOP/s per GPU, such as 989.4e12)',
+        'gpu.peak_flops["NVIDIA A10"]: must be a number (dense BF16 FLOP/s per GPU, such as 989.4e12)',
+    ]
+    assert problems("gpu: {peak_flops: [1, 2]}\n") == [
+        "gpu.peak_flops: must be a mapping of GPU product name to dense BF16 FLOP/s, such as 989.4e12"
+    ]

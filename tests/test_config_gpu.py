@@ -50,7 +50,8 @@ def test_every_gpu_and_attribution_problem_is_reported_with_its_path() -> None:
         "  - {name: c, url: 'http://x:1/m', gpus: [1], pod: {namespace: llm}}\n"
         "  - {name: d, url: 'http://x:1/m', gpus: auto, pod: {name: x}}\n"
     )
-    assert "gpu.extra: unknown key (expected one of: enabled, fast_interval, gpm, slow_interval, xid_events)" in found
+    keys = "enabled, fast_interval, gpm, peak_flops, slow_interval, xid_events"
+    assert f"gpu.extra: unknown key (expected one of: {keys})" in found
     assert "gpu.fast_interval: must be at least 100ms" in found
     assert "gpu.gpm: must be true or false" in found
     assert "kubernetes.socket: must be an absolute path" in found

@@ -52,9 +52,9 @@ def test_the_generator_runs_as_a_module(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(COMMITTED)
 
 
-def test_there_are_fleet_server_gpu_and_deployment_dashboards_with_fixed_uids_and_tags() -> None:
+def test_there_are_fleet_server_gpu_cost_and_deployment_dashboards_with_fixed_uids_and_tags() -> None:
     uids = {board["uid"] for board in COMMITTED.values()}
-    assert uids == {"inference-fleet", "inference-server", "inference-gpu", "inference-deployment"}
+    assert uids == {"inference-fleet", "inference-server", "inference-gpu", "inference-cost", "inference-deployment"}
     for name, board in COMMITTED.items():
         assert name == f"{board['uid']}.json"
         assert "inference-throughput-exporter" in board["tags"]

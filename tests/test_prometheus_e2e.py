@@ -2,8 +2,8 @@
 
 One Prometheus (scrape and rule interval 1 s, the committed rule files loaded) scrapes:
 
-- three demo exporters (seeds 1, 2, 3: each 8 simulated H100s and two vLLM servers that share their
-  names across the three), for the fleet;
+- three demo exporters (seeds 1, 2, 3: each 8 simulated H100s, a vLLM and an SGLang server that
+  share their names across the three, and two GPUs no server claims), for the fleet;
 - GPU-only exporters on the ``mig`` scenario (with GPM profiling on) and the ``xid`` scenario, for
   the MIG, GPM and XID panels;
 - an exporter whose one server is unreachable and whose NVML is missing, and a target where nothing
@@ -241,6 +241,8 @@ class Parts:
     fleet_gpus: float
     fleet_cost: float
     fleet_power: float
+    economics: dict[str, dict[str, float]]
+    """The new fleet rules' expected values, by rule and label value (see ``economic_parts``)."""
 
     @property
     def fleet_tokens(self) -> float:
@@ -257,7 +259,7 @@ def parts_at(prometheus: PrometheusProcess, at: float) -> Parts:
     serving: set[tuple[str, str]] = set()
     for s in tps:
         key = (s["metric"]["instance"], s["metric"]["server"], s["metric"]["model"])
-        model_cost[key[2]] += cpm[key] * _value(s) / 1e6
+        model_cost[key[2]] += cpm.get(key, 0.0) * _value(s) / 1e6  # no price while nothing was generated
         model_gpus[key[2]] += gpus[key[:2]]
         serving.add(key[:2])
     return Parts(
@@ -268,7 +270,55 @@ def parts_at(prometheus: PrometheusProcess, at: float) -> Parts:
         fleet_gpus=sum(gpus[key] for key in serving),
         fleet_cost=sum(_value(s) for s in _at(prometheus, "inference_server_cost_per_second", at)),
         fleet_power=sum(_value(s) for s in _at(prometheus, "inference_server_power_watts", at)),
+        economics=economic_parts(prometheus, at),
     )
+
+
+MODEL_KEY = ("instance", "server", "model")
+
+
+def _total(prometheus: PrometheusProcess, name: str, at: float) -> float:
+    return sum(_value(s) for s in _at(prometheus, name, at))
+
+
+def economic_parts(prometheus: PrometheusProcess, at: float) -> dict[str, dict[str, float]]:
+    """What the cost, phase and efficiency rules must be, from the exporters' series at ``at``."""
+    server_cost = _total(prometheus, "inference_server_cost_per_second", at)
+    idle = _total(prometheus, "inference_server_idle_cost_per_second", at)
+    prompt = _by(_at(prometheus, "inference_prompt_tokens_per_second", at), *MODEL_KEY)
+    generation = _by(_at(prometheus, "inference_generation_tokens_per_second", at), *MODEL_KEY)
+    hits = _by(_at(prometheus, "inference_prompt_cache_hit_ratio", at), *MODEL_KEY)
+    mfu = _by(_at(prometheus, "inference_model_flops_utilization_ratio", at), *MODEL_KEY)
+    gpus = _by(_at(prometheus, "inference_server_gpus", at), "instance", "server")
+    phase_cost: dict[str, float] = defaultdict(float)
+    phase_tokens: dict[str, float] = defaultdict(float)
+    for s in _at(prometheus, "inference_cost_per_million_tokens", at):
+        key, phase = tuple(s["metric"][label] for label in MODEL_KEY), s["metric"]["phase"]
+        tokens = (prompt if phase == "prompt" else generation)[key]
+        phase_cost[phase] += _value(s) * tokens / 1e6
+        phase_tokens[phase] += tokens
+    return {
+        ":inference_node_cost_per_second:sum": {"": _total(prometheus, "inference_node_cost_per_second", at)},
+        "state:inference_gpu_cost_per_second:sum": {
+            "serving": server_cost - idle,
+            "idle": idle,
+            "unattributed": _total(prometheus, "inference_unattributed_gpu_cost_per_second", at),
+        },
+        ":inference_server_idle_cost_per_second:ratio": {"": idle / server_cost},
+        "phase:inference_cost_per_million_tokens:ratio": {
+            phase: phase_cost[phase] / phase_tokens[phase] * 1e6 for phase in phase_tokens
+        },
+        ":inference_prompt_cache_hit:ratio": {
+            "": sum(hits[k] * prompt[k] for k in hits) / sum(prompt[k] for k in hits)
+        },
+        ":inference_energy_joules_per_token:ratio": {
+            "": _total(prometheus, "inference_server_power_watts", at)
+            / (sum(prompt.values()) + sum(generation.values()))
+        },
+        ":inference_model_flops_utilization:ratio": {
+            "": sum(mfu[k] * gpus[k[:2]] for k in mfu) / sum(gpus[k[:2]] for k in mfu)
+        },
+    }
 
 
 def expected_rules(parts: Parts) -> dict[str, dict[str, float]]:
@@ -292,6 +342,7 @@ def expected_rules(parts: Parts) -> dict[str, dict[str, float]]:
         ":inference_server_cost_per_second:sum": {"": parts.fleet_cost},
         ":inference_cost_per_million_generation_tokens:ratio": {"": parts.fleet_cost / parts.fleet_tokens * 1e6},
         ":inference_energy_joules_per_generation_token:ratio": {"": parts.fleet_power / parts.fleet_tokens},
+        **parts.economics,
     }
 
 
@@ -319,10 +370,26 @@ def test_fleet_recording_rules_equal_the_sum_of_the_exporters(stack: Stack) -> N
     assert instances == demo_instances
     assert len(parts.tokens) == 2
     for name, expected in expected_rules(parts).items():
-        got = {s["metric"].get("model", ""): _value(s) for s in _at(prometheus, name, at)}
+        got = {_rule_key(s["metric"]): _value(s) for s in _at(prometheus, name, at)}
         assert got.keys() == expected.keys(), name
         for model, value in expected.items():
             assert math.isclose(got[model], value, rel_tol=FLEET_TOLERANCE), (name, model, got[model], value)
+
+
+def _rule_key(labels: dict[str, str]) -> str:
+    """The one label a fleet rule keeps (model, state or phase), ``""`` for none."""
+    return next((labels[name] for name in ("model", "state", "phase") if name in labels), "")
+
+
+def test_the_fleet_cost_by_state_adds_up_to_the_cost_of_every_gpu(stack: Stack) -> None:
+    prometheus = stack.prometheus
+    wait_for(lambda: prometheus.query("state:inference_gpu_cost_per_second:sum"), DATA_DEADLINE, 1.0)
+    at = _value(prometheus.query("timestamp(:inference_node_cost_per_second:sum)")[0])
+    states = {s["metric"]["state"]: _value(s) for s in _at(prometheus, "state:inference_gpu_cost_per_second:sum", at)}
+    assert set(states) == {"serving", "idle", "unattributed"}
+    assert states["unattributed"] > 0  # each demo node leaves two GPUs to no server
+    (node,) = _at(prometheus, ":inference_node_cost_per_second:sum", at)
+    assert math.isclose(sum(states.values()), _value(node), rel_tol=1e-3)
 
 
 def test_prometheus_rejects_a_broken_query_so_the_checks_above_can_fail(stack: Stack) -> None:

@@ -24,6 +24,7 @@ KINDS = {
     "tgi-3.x.prom": "tgi",
     "sglang-0.4.x-docs.prom": "sglang",
     "sglang-0.5.23-reconstructed.prom": "sglang",
+    "sglang-0.5-economics-reconstructed.prom": "sglang",
     "triton-trtllm-backend-readme.prom": "triton",
     "triton-trtllm-ensemble-reconstructed.prom": "triton",
     "triton-vllm-backend-reconstructed.prom": "triton",
@@ -53,20 +54,52 @@ FIELDS = (
     "requests_waiting",
     "kv_cache_usage_ratio",
 )
+ECONOMICS = (
+    "prompt_cached_tokens",
+    "recomputed_prompt_tokens",
+    "recomputed_generation_tokens",
+    "prefill_gpu_seconds",
+    "decode_gpu_seconds",
+    "flops_per_gpu",
+)
+"""Values few servers report: ``None`` unless a fixture's entry names them."""
 
 
-def values(*numbers: float | None) -> dict[str, float | None]:
-    """The inspect-shaped values of one model, in the order of ``FIELDS``."""
-    return dict(zip(FIELDS, numbers, strict=True))
+def values(*numbers: float | None, **economics: float) -> dict[str, float | None]:
+    """The inspect-shaped values of one model, in the order of ``FIELDS``, then ``ECONOMICS``."""
+    assert set(economics) <= set(ECONOMICS), economics
+    return dict(zip(FIELDS, numbers, strict=True)) | {name: economics.get(name) for name in ECONOMICS}
 
 
 EXPECTED = {
-    "vllm-0.33.0-reconstructed.prom": {"Qwen/Qwen3-8B": values(3164.0, 1553.0, 4.0, 3.0, 0.0, 0.0123)},
+    # prompt_tokens_cached_total, engines 0 and 1: 1024 + 0
+    "vllm-0.33.0-reconstructed.prom": {
+        "Qwen/Qwen3-8B": values(3164.0, 1553.0, 4.0, 3.0, 0.0, 0.0123, prompt_cached_tokens=1024.0)
+    },
     "tgi-3.x.prom": {"": values(662.0, 3423.0, 111.0, 0.0, 0.0, None)},
     "sglang-0.4.x-docs.prom": {
         "meta-llama/Llama-3.1-8B-Instruct": values(8128902.0, 7557572.0, 11228.0, 162.0, 2826.0, 0.28)
     },
     "sglang-0.5.23-reconstructed.prom": {"Qwen/Qwen3-8B": values(5234.0, 40960.0, 32.0, 3.0, 1.0, 0.27)},
+    # tp_rank 0 only (rank 1 reports the same batches); prompt 32768 + 98304, generation 8192 + 40960,
+    # requests 32 + 96, cached device 65536 + host 4096, prefill = extend 41.25 + mixed 2.5, decode 180.5
+    # (idle 0.75 is neither), FLOPs per GPU of rank 0's one data-parallel group.
+    "sglang-0.5-economics-reconstructed.prom": {
+        "Qwen/Qwen3-32B": values(
+            131072.0,
+            49152.0,
+            128.0,
+            6.0,
+            0.0,
+            0.41,
+            prompt_cached_tokens=69632.0,
+            recomputed_prompt_tokens=6144.0,
+            recomputed_generation_tokens=1536.0,
+            prefill_gpu_seconds=43.75,
+            decode_gpu_seconds=180.5,
+            flops_per_gpu=2.5e17,
+        )
+    },
     "triton-trtllm-backend-readme.prom": {"tensorrt_llm": values(None, None, 0.0, 0.0, 1.0, 0.4875)},
     "triton-trtllm-ensemble-reconstructed.prom": {
         "ensemble": values(None, None, 96.0, None, 0.0, None),
@@ -81,24 +114,34 @@ EXPECTED = {
     },
     # 180+200+212+220 prompt, 256·3+97 generated, 3 length + 1 stop; the stale last iteration's 1 running request;
     # KV 11 of 101256 blocks, as printed
-    "trtllm-serve-1.3-reconstructed.prom": {"Qwen3-8B": values(812.0, 865.0, 4.0, 1.0, 0.0, 1.0863553764715177e-4)},
+    # cached: trtllm_prompt_cached_tokens_total, 384
+    "trtllm-serve-1.3-reconstructed.prom": {
+        "Qwen3-8B": values(812.0, 865.0, 4.0, 1.0, 0.0, 1.0863553764715177e-4, prompt_cached_tokens=384.0)
+    },
     "trtllm-serve-pre1.3-unprefixed-reconstructed.prom": {"undefined": values(None, None, 1.0, None, None, None)},
     "dynamo-worker-trtllm-0.8-real.prom": {"Qwen/Qwen3-0.6B": values(None, None, 2.0, None, None, None)},
     "dynamo-worker-trtllm-colon-docs.prom": {"Qwen/Qwen3-0.6B": values(None, None, 150.0 + 5.0, None, None, None)},
     # the request families' "qwen/qwen3-0.6b", spelled as the model gauges spell it; no KV cache at the frontend
     "dynamo-frontend-0.8-real.prom": {"Qwen/Qwen3-0.6B": values(33.0, 300.0, 1.0, 0.0, 0.0, None)},
-    "dynamo-worker-vllm-0.8-real.prom": {"Qwen/Qwen3-0.6B": values(66.0, 600.0, 0.0 + 2.0 + 0.0 + 0.0, 0.0, 0.0, 0.0)},
+    "dynamo-worker-vllm-0.8-real.prom": {
+        "Qwen/Qwen3-0.6B": values(66.0, 600.0, 0.0 + 2.0 + 0.0 + 0.0, 0.0, 0.0, 0.0, prompt_cached_tokens=0.0)
+    },
     "dynamo-worker-sglang-0.8-real.prom": {"Qwen/Qwen3-0.6B": values(33.0, 300.0, 1.0, 0.0, 0.0, 0.0)},
     "ray-vllm-v0-ray2.32-real.prom": {
         "neuralmagic/Meta-Llama-3.1-70B-Instruct-FP8": values(58.0, 300.0, 1.0, 0.0, 0.0, 5.882698982295764e-05)
     },
     "ray-vllm-v1-ray2.52-reconstructed.prom": {"qwen-0.5b": values(17.0 + 23.0, 200.0, 2.0, 0.0, 0.0, 0.0)},
     "aphrodite-v1-reconstructed.prom": {
-        "NousResearch/Meta-Llama-3.1-8B-Instruct": values(30.0 + 45.0 + 61.0, 333.0, 1.0 + 2.0 + 0.0, 0.0, 0.0, 0.0)
+        # cached: prefix_cache_hits_total (32), the newer of the two names the body has
+        "NousResearch/Meta-Llama-3.1-8B-Instruct": values(
+            30.0 + 45.0 + 61.0, 333.0, 1.0 + 2.0 + 0.0, 0.0, 0.0, 0.0, prompt_cached_tokens=32.0
+        )
     },
     # KV cache: the largest of the four pids (1907's stale value), never their sum
     "vllm-0.11-api-server-count-4-reconstructed.prom": {
-        "Qwen/Qwen3-8B": values(500.0, 298.0, 0.0 + 4.0 + 1.0, 0.0, 0.0, 0.0031446540880503146)
+        "Qwen/Qwen3-8B": values(
+            500.0, 298.0, 0.0 + 4.0 + 1.0, 0.0, 0.0, 0.0031446540880503146, prompt_cached_tokens=192.0
+        )
     },
 }
 """Exact normalized values per fixture and model (llama.cpp's are asserted by its own adapter's tests)."""
@@ -108,6 +151,7 @@ COUNTING = {
     "tgi-3.x.prom": TokenCounting.AT_COMPLETION,
     "sglang-0.4.x-docs.prom": TokenCounting.AT_COMPLETION,
     "sglang-0.5.23-reconstructed.prom": TokenCounting.AT_COMPLETION,
+    "sglang-0.5-economics-reconstructed.prom": TokenCounting.AT_COMPLETION,
     "triton-trtllm-backend-readme.prom": TokenCounting.AT_COMPLETION,
     "triton-trtllm-ensemble-reconstructed.prom": TokenCounting.AT_COMPLETION,
     "triton-vllm-backend-reconstructed.prom": TokenCounting.INCREMENTAL,

@@ -72,3 +72,35 @@ def test_queue_time_is_read_from_the_scheduler_histogram() -> None:
     )
     histogram = parse(body).models["m"].histograms["request_queue_time"]
     assert histogram.buckets == ((0.5, 1.0), (float("inf"), 2.0))
+
+
+def test_the_older_gpu_time_family_and_its_forward_prefixed_categories_are_read() -> None:
+    rank = f'{M},pp_rank="0",tp_rank="0"'
+    body = (
+        f'sglang:gpu_execution_seconds_total{{category="forward_extend",{rank}}} 12.5\n'
+        f'sglang:gpu_execution_seconds_total{{category="forward_mixed",{rank}}} 0.5\n'
+        f'sglang:gpu_execution_seconds_total{{category="forward_decode",{rank}}} 40\n'
+        f'sglang:gpu_execution_seconds_total{{category="forward_target_verify",{rank}}} 2\n'
+        f'sglang:gpu_execution_seconds_total{{category="forward_idle",{rank}}} 9\n'
+    )
+    values = parse(body).models["m"]
+    assert (values.prefill_gpu_seconds, values.decode_gpu_seconds) == (12.5 + 0.5, 40 + 2)  # idle is neither
+
+
+def test_the_newer_gpu_time_family_wins_over_the_older_one() -> None:
+    rank = f'{M},pp_rank="0",tp_rank="0"'
+    body = (
+        f'sglang:forward_execution_seconds_total{{category="extend",{rank}}} 3\n'
+        f'sglang:forward_execution_seconds_total{{category="decode",{rank}}} 7\n'
+        f'sglang:gpu_execution_seconds_total{{category="forward_extend",{rank}}} 300\n'
+    )
+    values = parse(body).models["m"]
+    assert (values.prefill_gpu_seconds, values.decode_gpu_seconds) == (3, 7)
+
+
+def test_flops_per_gpu_are_averaged_over_data_parallel_groups_not_summed() -> None:
+    body = "".join(
+        f'sglang:estimated_flops_per_gpu_total{{dp_rank="{dp}",{M},tp_rank="{tp}"}} {flops}\n'
+        for dp, tp, flops in (("0", "0", 4e15), ("0", "1", 4e15), ("1", "2", 6e15), ("1", "3", 6e15))
+    )
+    assert parse(body).models["m"].flops_per_gpu == (4e15 + 6e15) / 2

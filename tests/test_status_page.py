@@ -85,7 +85,11 @@ def test_the_page_is_complete_without_javascript() -> None:
     for text in ("1,200 tok/s", "300 tok/s", "2 of 3 servers up", "6 requests waiting", "Down: connection refused"):
         assert text in page
     assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page
-    assert page.count("<svg") == 3 * 8 + 8 * 5
+    # 3 model cards of 12 figures, 8 GPUs of 5; cost: the node 2, each server 2 and 2 prices per model.
+    # The node: 8 GPUs × 3.00 per hour; servers up 2 × 0.003 per s (10.8 per hour), 0.0006 of it idle (2.16).
+    assert page.count("<svg") == 3 * 12 + 8 * 5 + 2 + (2 + 2 * 2) + (2 + 2) + 2
+    for text in ("This node costs 24 EUR per hour: 17.3 serving, 4.32 idle, 0 on GPUs no server claims.", "n/a"):
+        assert text in page
 
 
 def test_sources_are_described_in_words() -> None:
@@ -117,7 +121,7 @@ def test_a_server_removed_from_the_configuration_leaves_the_page_and_its_history
     one = snapshot(T0 + 5, servers=(server("llama", {"m": 1000.0}),))
     board = board_with(both, one)
     assert [c["labels"]["server"] for c in status_of(board)["models"]] == ["llama"]
-    assert all(labels[0] != "qwen" for _, labels in board.history.series_keys())
+    assert all(labels[:1] != ("qwen",) for _, labels in board.history.series_keys())
 
 
 def test_a_lost_gpu_keeps_a_card_that_says_so() -> None:

@@ -127,3 +127,31 @@ def test_label_values_with_escapes_are_unescaped() -> None:
 
 def test_timestamps_after_values_are_accepted() -> None:
     assert parse('vllm:generation_tokens_total{model_name="m"} 3 1712345678000\n').models["m"].generation_tokens == 3
+
+
+def test_prompt_tokens_cached_wins_over_the_prefix_cache_hits_of_older_releases() -> None:
+    both = (
+        'vllm:prompt_tokens_cached_total{engine="0",model_name="m"} 300\n'
+        'vllm:prefix_cache_hits_total{engine="0",model_name="m"} 450\n'
+    )
+    assert parse(both).models["m"].prompt_cached_tokens == 300
+    older = 'vllm:gpu_prefix_cache_hits_total{engine="0",model_name="m"} 120\n'
+    assert parse(older).models["m"].prompt_cached_tokens == 120
+
+
+def test_flops_per_gpu_are_averaged_over_engines_each_counting_its_own_gpus() -> None:
+    body = (
+        'vllm:estimated_flops_per_gpu_total{engine="0",model_name="m"} 2e15\n'
+        'vllm:estimated_flops_per_gpu_total{engine="1",model_name="m"} 4e15\n'
+    )
+    assert parse(body).models["m"].flops_per_gpu == 3e15
+
+
+def test_vllm_reports_no_recomputed_tokens_even_with_its_recomputed_prompt_counter() -> None:
+    body = (
+        'vllm:prompt_tokens_recomputed_total{engine="0",model_name="m"} 17\n'
+        'vllm:num_preemptions_total{engine="0",model_name="m"} 4\n'
+        'vllm:generation_tokens_total{engine="0",model_name="m"} 100\n'
+    )
+    values = parse(body).models["m"]
+    assert (values.recomputed_prompt_tokens, values.recomputed_generation_tokens) == (None, None)

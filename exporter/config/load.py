@@ -37,8 +37,10 @@ from exporter.config.read import (
     non_negative,
     plain_text,
     positive_int,
+    positive_number,
     read_text_file,
     text,
+    unit_interval,
     url,
 )
 
@@ -114,8 +116,18 @@ def config_from_data(data: Any, source: str = "config", *, kinds: Collection[str
 # -- sections --------------------------------------------------------------------------------------
 
 
+_PRICING_KEYS = {
+    "currency",
+    "gpu_hourly_cost",
+    "energy_cost_per_kwh",
+    "generation_token_weight",
+    "cached_prompt_token_weight",
+}
+_GPU_KEYS = {"enabled", "fast_interval", "slow_interval", "gpm", "xid_events", "peak_flops"}
+
+
 def _pricing(reader: Reader, value: Any) -> PricingConfig:
-    data = reader.mapping(value, "pricing", {"currency", "gpu_hourly_cost", "energy_cost_per_kwh"})
+    data = reader.mapping(value, "pricing", _PRICING_KEYS)
     default = PricingConfig()
     prices = (
         _prices(reader, data["gpu_hourly_cost"], "pricing.gpu_hourly_cost")
@@ -126,6 +138,12 @@ def _pricing(reader: Reader, value: Any) -> PricingConfig:
         currency=reader.read(data, "pricing", "currency", default.currency, currency),
         gpu_hourly_cost=prices,
         energy_cost_per_kwh=reader.read(data, "pricing", "energy_cost_per_kwh", None, non_negative),
+        generation_token_weight=reader.read(
+            data, "pricing", "generation_token_weight", default.generation_token_weight, positive_number
+        ),
+        cached_prompt_token_weight=reader.read(
+            data, "pricing", "cached_prompt_token_weight", default.cached_prompt_token_weight, unit_interval
+        ),
     )
 
 
@@ -145,7 +163,7 @@ def _prices(reader: Reader, value: Any, path: str) -> dict[str, float]:
 
 
 def _gpu(reader: Reader, value: Any) -> GpuConfig:
-    data = reader.mapping(value, "gpu", {"enabled", "fast_interval", "slow_interval", "gpm", "xid_events"})
+    data = reader.mapping(value, "gpu", _GPU_KEYS)
     d = GpuConfig()
     return GpuConfig(
         enabled=reader.read(data, "gpu", "enabled", "auto", _gpu_enabled),
@@ -153,7 +171,24 @@ def _gpu(reader: Reader, value: Any) -> GpuConfig:
         slow_interval=reader.read(data, "gpu", "slow_interval", d.slow_interval, _gpu_interval),
         gpm=reader.read(data, "gpu", "gpm", d.gpm, flag),
         xid_events=reader.read(data, "gpu", "xid_events", d.xid_events, flag),
+        peak_flops=_peaks(reader, data.get("peak_flops"), "gpu.peak_flops"),
     )
+
+
+def _peaks(reader: Reader, value: Any, path: str) -> dict[str, float]:
+    """``gpu.peak_flops``: NVML product name → dense BF16 FLOP/s per GPU, each above zero."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        reader.fail(path, "must be a mapping of GPU product name to dense BF16 FLOP/s, such as 989.4e12")
+        return {}
+    peaks: dict[str, float] = {}
+    for name, peak in value.items():
+        try:
+            peaks[str(name)] = positive_number(peak)
+        except ValueError as exc:
+            reader.fail(f'{path}["{name}"]', f"{exc} (dense BF16 FLOP/s per GPU, such as 989.4e12)")
+    return peaks
 
 
 def _kubernetes(reader: Reader, value: Any) -> KubernetesConfig:

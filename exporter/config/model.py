@@ -29,6 +29,10 @@ class PricingConfig:
     """Per GPU and hour, by NVML product name, with a ``default``."""
     energy_cost_per_kwh: float | None = None
     """Electricity price; ``None`` leaves electricity out of the cost."""
+    generation_token_weight: float = 4.0
+    """One generated token costs as much as this many computed prompt tokens (the token-weight split)."""
+    cached_prompt_token_weight: float = 0.0
+    """A prompt token served from the prefix cache costs this share of a computed one, 0..1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,8 @@ class GpuConfig:
     """Read GPM profiling ratios (Hopper and newer); off by default, like any profiler."""
     xid_events: bool = True
     """Count XID errors from an NVML event thread."""
+    peak_flops: Mapping[str, float] = field(default_factory=dict)
+    """Dense BF16 peak FLOP/s per GPU by NVML product name, over the built-in table."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,6 +114,33 @@ def non_negative(value: Any) -> float:
     return float(value)
 
 
+def positive_number(value: Any) -> float:
+    """A finite number above zero (YAML reads ``989.4e12`` as a string, so such text is accepted too)."""
+    number = _number(value)
+    if number <= 0:
+        raise ValueError("must be above zero")
+    return number
+
+
+def unit_interval(value: Any) -> float:
+    """A number from 0 to 1."""
+    number = non_negative(value)
+    if number > 1:
+        raise ValueError("must be from 0 to 1")
+    return number
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError("must be a number") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("must be a number")
+    return float(value)
+
+
 def positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError("must be a whole number above zero")

@@ -1,19 +1,20 @@
 """A simulated vLLM server: its ``/metrics`` follows vLLM V1's families under a load with a known rate.
 
-The generation counter is the exact integral of the demand curve, so the true tokens/s at any moment
-is known in closed form (``true_generation_rate``) and tests can compare the exporter against it.
-Demand follows a daily-like swing: ``base + swing * sin(2π t / period + phase)``, a fraction of the
-server's capacity.
+Its counters are exact functions of the integral of its demand (``workload.Workload``), so the true
+tokens/s, cache hits, FLOPs and idle periods at any moment are known in closed form
+(``true_generation_rate``, ...) and tests can compare the exporter against them. ``sglang`` renders
+the same workload as SGLang reports it, with measured GPU time per phase.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
+
+from exporter.demo.workload import Workload
 
 TTFT_BUCKETS = (
     0.001,
@@ -110,95 +111,126 @@ class _Histogram:
 
 
 @dataclass
-class SimulatedVllm:
-    """One simulated vLLM engine serving ``model`` at up to ``capacity`` generation tokens/s."""
+class Latencies:
+    """The latency histograms a simulated server keeps, fed with the requests that finished since the last scrape."""
 
-    model: str
-    capacity: float = 2000.0
-    base: float = 0.6
-    swing: float = 0.3
-    period: float = 600.0
-    phase: float = 0.0
-    tokens_per_request: float = 256.0
-    prompt_tokens_per_request: float = 512.0
-    clock: Callable[[], float] = time.monotonic
-    started: float = field(default_factory=time.monotonic)
-    down: bool = False
-    """When true, ``/metrics`` answers 503 (a server that is down)."""
-    _last_requests: float = 0.0
-    _ttft: _Histogram = field(default_factory=lambda: _Histogram(TTFT_BUCKETS))
-    _itl: _Histogram = field(default_factory=lambda: _Histogram(ITL_BUCKETS))
-    _e2e: _Histogram = field(default_factory=lambda: _Histogram(E2E_BUCKETS))
-    _queue: _Histogram = field(default_factory=lambda: _Histogram(E2E_BUCKETS))
+    ttft: _Histogram = field(default_factory=lambda: _Histogram(TTFT_BUCKETS))
+    itl: _Histogram = field(default_factory=lambda: _Histogram(ITL_BUCKETS))
+    e2e: _Histogram = field(default_factory=lambda: _Histogram(E2E_BUCKETS))
+    queue: _Histogram = field(default_factory=lambda: _Histogram(E2E_BUCKETS))
+    last_requests: float = 0.0
 
-    def demand(self, now: float) -> float:
-        """Demand as a share of capacity, 0..1."""
-        t = now - self.started
-        return min(max(self.base + self.swing * math.sin(2 * math.pi * t / self.period + self.phase), 0.0), 1.0)
+    def observe(self, requests: float, load: float, tokens_per_request: float) -> None:
+        """Observe the requests finished since the last call, with latencies that grow with ``load``."""
+        finished, self.last_requests = requests - self.last_requests, requests
+        if finished <= 0:
+            return
+        self.ttft.observe(0.05 + 0.6 * load**3, finished)
+        self.itl.observe(0.012 + 0.03 * load**2, finished * tokens_per_request)
+        self.e2e.observe(tokens_per_request * (0.012 + 0.03 * load**2), finished)
+        self.queue.observe(0.002 + 8.0 * max(0.0, load - 0.8), finished)
 
-    def true_generation_rate(self, now: float) -> float:
-        """Generation tokens/s at ``now``, exactly."""
-        return self.capacity * self.demand(now)
+    def lines(self, prefix: str, labels: str, queue_family: str) -> list[str]:
+        """Every histogram in the text format, under the server's family names."""
+        out: list[str] = []
+        for family, histogram, help_text in (
+            ("time_to_first_token_seconds", self.ttft, "Histogram of time to first token in seconds."),
+            ("inter_token_latency_seconds", self.itl, "Histogram of inter-token latency in seconds."),
+            ("e2e_request_latency_seconds", self.e2e, "Histogram of e2e request latency in seconds."),
+            (queue_family, self.queue, "Histogram of time spent in the queue before running."),
+        ):
+            name = prefix + family
+            out += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram", *histogram.lines(name, labels)]
+        return out
 
-    def generation_tokens(self, now: float) -> float:
-        """The generation counter: the integral of the rate since start (closed form)."""
-        t = now - self.started
-        w = 2 * math.pi / self.period
-        integral = self.base * t - self.swing / w * (math.cos(w * t + self.phase) - math.cos(self.phase))
-        return self.capacity * max(integral, 0.0)
+
+def family(kind: str, name: str, help_text: str, rows: list[tuple[str, float]]) -> list[str]:
+    """A family of ``kind`` (counter, gauge) in the text format, one sample per (labels, value)."""
+    samples = (f"{name}{{{labels}}} {value}" for labels, value in rows)
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+
+
+def counter(name: str, help_text: str, rows: list[tuple[str, float]]) -> list[str]:
+    """A counter family in the text format."""
+    return family("counter", name, help_text, rows)
+
+
+def gauge(name: str, help_text: str, rows: list[tuple[str, float]]) -> list[str]:
+    """A gauge family in the text format."""
+    return family("gauge", name, help_text, rows)
+
+
+@dataclass
+class SimulatedVllm(Workload):
+    """One simulated vLLM V1 engine serving ``model`` at up to ``capacity`` generation tokens/s.
+
+    Every counter moves every step, as vLLM's do: tokens, finished requests, prompt tokens served
+    from the prefix cache (``prompt_tokens_cached_total``) and, as with ``--enable-mfu-metrics``, the
+    estimated FLOPs per GPU. vLLM reports no GPU time per phase that a cost split could use.
+    """
+
+    latencies: Latencies = field(default_factory=Latencies)
 
     def render(self) -> str:
         """The ``/metrics`` body at this moment."""
         now = self.clock()
-        generated = self.generation_tokens(now)
-        requests = generated / self.tokens_per_request
-        self._observe_latencies(requests - self._last_requests, self.demand(now))
-        self._last_requests = requests
-        return "\n".join(self._lines(now, generated, requests)) + "\n"
+        self.latencies.observe(self.requests(now), self.demand(now), self.tokens_per_request)
+        return "\n".join(self._lines(now)) + "\n"
 
-    def _observe_latencies(self, finished: float, load: float) -> None:
-        if finished <= 0:
-            return
-        self._ttft.observe(0.05 + 0.6 * load**3, finished)
-        self._itl.observe(0.012 + 0.03 * load**2, finished * self.tokens_per_request)
-        self._e2e.observe(self.tokens_per_request * (0.012 + 0.03 * load**2), finished)
-        self._queue.observe(0.002 + 8.0 * max(0.0, load - 0.8), finished)
-
-    def _lines(self, now: float, generated: float, requests: float) -> list[str]:
-        load = self.demand(now)
+    def _lines(self, now: float) -> list[str]:
         labels = f'engine="0",model_name="{self.model}"'
-        waiting = max(0.0, round((load - 0.8) * 60))
-        lines = [
-            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
-            "# TYPE vllm:num_requests_running gauge",
-            f"vllm:num_requests_running{{{labels}}} {float(round(load * 48))}",
-            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
-            "# TYPE vllm:num_requests_waiting gauge",
-            f"vllm:num_requests_waiting{{{labels}}} {waiting}",
-            "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.",
-            "# TYPE vllm:kv_cache_usage_perc gauge",
-            f"vllm:kv_cache_usage_perc{{{labels}}} {min(0.98, 0.15 + 0.8 * load)}",
-            "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
-            "# TYPE vllm:prompt_tokens_total counter",
-            f"vllm:prompt_tokens_total{{{labels}}} {requests * self.prompt_tokens_per_request}",
-            "# HELP vllm:generation_tokens_total Number of generation tokens processed.",
-            "# TYPE vllm:generation_tokens_total counter",
-            f"vllm:generation_tokens_total{{{labels}}} {generated}",
-            "# HELP vllm:request_success_total Count of successfully processed requests.",
-            "# TYPE vllm:request_success_total counter",
-            f'vllm:request_success_total{{{labels},finished_reason="stop"}} {requests}',
+        return [
+            *gauge(
+                "vllm:num_requests_running",
+                "Number of requests in model execution batches.",
+                [(labels, self.running(now))],
+            ),
+            *gauge(
+                "vllm:num_requests_waiting",
+                "Number of requests waiting to be processed.",
+                [(labels, self.waiting(now))],
+            ),
+            *gauge(
+                "vllm:kv_cache_usage_perc",
+                "KV-cache usage. 1 means 100 percent usage.",
+                [(labels, self.kv_cache_usage(now))],
+            ),
+            *counter(
+                "vllm:prompt_tokens_total", "Number of prefill tokens processed.", [(labels, self.prompt_tokens(now))]
+            ),
+            *counter(
+                "vllm:prompt_tokens_cached_total",
+                "Number of cached prompt tokens (local + external).",
+                [(labels, self.cached_prompt_tokens(now))],
+            ),
+            *counter(
+                "vllm:generation_tokens_total",
+                "Number of generation tokens processed.",
+                [(labels, self.generation_tokens(now))],
+            ),
+            *counter(
+                "vllm:request_success_total",
+                "Count of successfully processed requests.",
+                [(f'{labels},finished_reason="stop"', self.requests(now))],
+            ),
+            *counter(
+                "vllm:estimated_flops_per_gpu_total",
+                "Estimated number of floating point operations per GPU (for Model Flops Utilization calculations).",
+                [(labels, self.flops_per_gpu(now))],
+            ),
+            *self.latencies.lines("vllm:", labels, "request_queue_time_seconds"),
         ]
-        for family, histogram, help_text in (
-            ("vllm:time_to_first_token_seconds", self._ttft, "Histogram of time to first token in seconds."),
-            ("vllm:inter_token_latency_seconds", self._itl, "Histogram of inter-token latency in seconds."),
-            ("vllm:e2e_request_latency_seconds", self._e2e, "Histogram of e2e request latency in seconds."),
-            ("vllm:request_queue_time_seconds", self._queue, "Histogram of time spent in WAITING phase for request."),
-        ):
-            lines += [f"# HELP {family} {help_text}", f"# TYPE {family} histogram", *histogram.lines(family, labels)]
-        return lines
 
 
-def simulated_app(server: SimulatedVllm) -> web.Application:
+class Simulated(Protocol):
+    """A simulated server: its body, and whether it is down."""
+
+    down: bool
+
+    def render(self) -> str: ...
+
+
+def simulated_app(server: Simulated) -> web.Application:
     """An aiohttp app serving the simulated server's ``/metrics``."""
 
     async def metrics(_request: web.Request) -> web.Response:

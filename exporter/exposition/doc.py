@@ -1,7 +1,8 @@
-"""Render the metrics table of docs/metrics.md from ``exporter.exposition.metrics``.
+"""Render the metrics table of docs/metrics.md from ``exporter.exposition.metrics``, and its GPU peaks table.
 
-``python -m exporter.exposition.doc`` prints the table; ``--write docs/metrics.md`` replaces the table
-between its markers. A test fails when the committed table differs from what this prints.
+``python -m exporter.exposition.doc`` prints the metrics table; ``--write docs/metrics.md`` replaces
+both tables between their markers (the peaks come from ``exporter.sources.gpu.peaks``). A test fails
+when the committed tables differ from what this writes.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import re
 from pathlib import Path
 
 from exporter.exposition.metrics import ALL, Metric
+from exporter.sources.gpu.peaks import PEAK_FLOPS, SOURCES
 
 START, END = "<!-- metrics-table:start -->", "<!-- metrics-table:end -->"
+PEAKS_START, PEAKS_END = "<!-- peaks-table:start -->", "<!-- peaks-table:end -->"
 
 
 def _row(metric: Metric) -> str:
@@ -27,10 +30,21 @@ def table() -> str:
     return "\n".join([head, *(_row(metric) for metric in ALL)])
 
 
+def peaks_table() -> str:
+    """The markdown table of dense BF16 peaks, one row per NVML product name, with its source."""
+    head = "| NVML product name | dense BF16 TFLOP/s | source |\n|---|---|---|"
+    rows = (f"| `{name}` | {peak / 1e12:g} | {SOURCES[name]} |" for name, peak in PEAK_FLOPS.items())
+    return "\n".join([head, *rows])
+
+
+def _between(text: str, start: str, end: str, body: str) -> str:
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    return pattern.sub(lambda _m: f"{start}\n{body}\n{end}", text)
+
+
 def replace_table(text: str) -> str:
-    """``text`` with the part between the markers replaced by the current table."""
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    return pattern.sub(lambda _m: f"{START}\n{table()}\n{END}", text)
+    """``text`` with the parts between the markers replaced by the current tables."""
+    return _between(_between(text, START, END, table()), PEAKS_START, PEAKS_END, peaks_table())
 
 
 def main() -> None:

@@ -56,6 +56,12 @@ def _server_families(snapshot: Snapshot) -> Iterator[Family]:
     )
     yield m.SERVER_COST, [((s.name,), s.cost_per_second) for s in priced if s.cost_per_second is not None]
     yield m.SERVER_POWER, [((s.name,), s.power_watts) for s in priced if s.power_watts is not None]
+    yield m.SERVER_IDLE_COST, [((s.name,), s.idle_cost_per_second) for s in up if s.idle_cost_per_second is not None]
+    yield m.COST_SPLIT_INFO, [((s.name, s.cost_split), 1.0) for s in up if s.cost_split is not None]
+    if snapshot.node_cost_per_second is not None:
+        yield m.NODE_COST, [((), snapshot.node_cost_per_second)]
+    if snapshot.unattributed_cost_per_second is not None:
+        yield m.UNATTRIBUTED_COST, [((), snapshot.unattributed_cost_per_second)]
 
 
 _SAMPLE_FIELDS: tuple[tuple[m.Metric, Callable[[ModelSample], float | None]], ...] = (
@@ -65,6 +71,7 @@ _SAMPLE_FIELDS: tuple[tuple[m.Metric, Callable[[ModelSample], float | None]], ..
     (m.REQUESTS_RUNNING, lambda s: s.requests_running),
     (m.REQUESTS_WAITING, lambda s: s.requests_waiting),
     (m.KV_CACHE, lambda s: s.kv_cache_usage_ratio),
+    (m.PROMPT_CACHED_TOKENS, lambda s: s.prompt_cached_tokens),
 )
 _RATE_FIELDS: tuple[tuple[m.Metric, Callable[[ModelRates], float | None]], ...] = (
     (m.PROMPT_TPS, lambda r: r.prompt_tokens_per_second),
@@ -74,7 +81,16 @@ _RATE_FIELDS: tuple[tuple[m.Metric, Callable[[ModelRates], float | None]], ...] 
     (m.COST_PER_REQUEST, lambda r: r.cost_per_request),
     (m.COST_PER_MTOK, lambda r: r.cost_per_million_generation_tokens),
     (m.JOULES_PER_TOKEN, lambda r: r.energy_joules_per_generation_token),
+    (m.PROMPT_CACHE_HIT, lambda r: r.prompt_cache_hit_ratio),
+    (m.JOULES_PER_ANY_TOKEN, lambda r: r.energy_joules_per_token),
+    (m.FLOPS_PER_GPU, lambda r: r.flops_per_second_per_gpu),
+    (m.MFU, lambda r: r.model_flops_utilization_ratio),
 )
+_PHASES: tuple[tuple[str, Callable[[ModelSample], float | None], Callable[[ModelRates], float | None]], ...] = (
+    ("prompt", lambda s: s.recomputed_prompt_tokens, lambda r: r.prompt_cost_per_million_tokens),
+    ("generation", lambda s: s.recomputed_generation_tokens, lambda r: r.generation_cost_per_million_tokens),
+)
+"""The ``phase`` label's values, with the sample's recomputed tokens and the rates' price of each."""
 
 
 def _models(servers: tuple[ServerView, ...]) -> Iterator[tuple[ServerView, str, ModelSample]]:
@@ -89,9 +105,10 @@ def _model_families(snapshot: Snapshot) -> Iterator[Family]:
     keys = [(server.name, model) for server, model, _ in models]
     for metric, get in _SAMPLE_FIELDS:
         yield metric, _pairs(keys, [get(sample) for _, _, sample in models])
+    rates = [s.rates.get(model) for s, model, _ in models]
     for metric, get_rate in _RATE_FIELDS:
-        rates = [s.rates.get(model) for s, model, _ in models]
         yield metric, _pairs(keys, [get_rate(r) if r is not None else None for r in rates])
+    yield from _phase_families(keys, [sample for _, _, sample in models], rates)
     for name, metric in m.HISTOGRAMS.items():
         yield (
             metric,
@@ -101,6 +118,22 @@ def _model_families(snapshot: Snapshot) -> Iterator[Family]:
                 if name in sample.histograms
             ],
         )
+
+
+def _phase_families(
+    keys: list[tuple[str, str]], samples: list[ModelSample], rates: list[ModelRates | None]
+) -> Iterator[Family]:
+    """The families with a ``phase`` label: recomputed tokens, and the cost per million tokens of each phase."""
+    recomputed: list[Sample] = []
+    prices: list[Sample] = []
+    for key, sample, rate in zip(keys, samples, rates, strict=True):
+        for phase, get_count, get_price in _PHASES:
+            if (count := get_count(sample)) is not None:
+                recomputed.append(((*key, phase), count))
+            if rate is not None and (price := get_price(rate)) is not None:
+                prices.append(((*key, phase), price))
+    yield m.RECOMPUTED_TOKENS, recomputed
+    yield m.COST_PER_MTOK_PHASE, prices
 
 
 def _pairs(keys: list[tuple[str, str]], values: list[float | None]) -> list[Sample]:

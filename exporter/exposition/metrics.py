@@ -86,6 +86,40 @@ SERVER_POWER = _m(
     "derived: NVML energy counter deltas (or integrated power)",
 )
 
+SERVER_IDLE_COST = _m(
+    "inference_server_idle_cost_per_second",
+    "gauge",
+    SERVER,
+    f"The part of inference_server_cost_per_second spent while the server ran no request and its token counters "
+    f"did not move, from the polls {W}; the rest is serving cost.",
+    "derived: cost per second × idle share of the window",
+)
+COST_SPLIT_INFO = _m(
+    "inference_cost_split_info",
+    "info",
+    ("server", "method"),
+    "How the server's serving cost is split between prompt and generation: gpu_time (the GPU time the server "
+    "measured per phase for whole batches) or token_weight (pricing.generation_token_weight).",
+    "derived",
+)
+
+# The node
+NODE_COST = _m(
+    "inference_node_cost_per_second",
+    "gauge",
+    (),
+    f"Cost per second of every GPU of the node (prices, plus electricity where priced), {W}: the servers' serving "
+    "and idle cost plus inference_unattributed_gpu_cost_per_second.",
+    "derived: pricing × GPUs (+ power × energy price)",
+)
+UNATTRIBUTED_COST = _m(
+    "inference_unattributed_gpu_cost_per_second",
+    "gauge",
+    (),
+    f"Cost per second of the GPUs, or parts of them, that no server that is up claims, {W}.",
+    "derived: each GPU's cost × the share no server claims",
+)
+
 # Per server and model: what the server reports
 PROMPT_TOKENS = _m(
     "inference_prompt_tokens_total",
@@ -120,6 +154,22 @@ KV_CACHE = _m(
     SERVER_MODEL,
     "Share of the KV cache in use, 0..1 (largest over engines/ranks).",
     "server gauge",
+)
+
+PROMPT_CACHED_TOKENS = _m(
+    "inference_prompt_cached_tokens_total",
+    "counter",
+    SERVER_MODEL,
+    "Prompt tokens served from the prefix cache instead of computed (part of inference_prompt_tokens_total).",
+    "server counter",
+)
+RECOMPUTED_TOKENS = _m(
+    "inference_recomputed_tokens_total",
+    "counter",
+    (*SERVER_MODEL, "phase"),
+    "Tokens whose KV cache the server dropped to free memory (retraction), to be computed again, by the phase "
+    "that first produced them (prompt, generation); only where the server counts them in tokens.",
+    "server counter",
 )
 
 # Per server and model: derived
@@ -171,6 +221,45 @@ JOULES_PER_TOKEN = _m(
     SERVER_MODEL,
     f"GPU energy per generated token {W}; absent when nothing was generated.",
     "derived: server power ÷ generation tokens/s",
+)
+
+COST_PER_MTOK_PHASE = _m(
+    "inference_cost_per_million_tokens",
+    "gauge",
+    (*SERVER_MODEL, "phase"),
+    f"Cost of one million prompt or generated tokens {W}: the phase's part of the serving cost (see "
+    "inference_cost_split_info) over its tokens; absent when the phase had no tokens.",
+    "derived: serving cost × phase share ÷ phase tokens/s × 1e6",
+)
+PROMPT_CACHE_HIT = _m(
+    "inference_prompt_cache_hit_ratio",
+    "gauge",
+    SERVER_MODEL,
+    f"Prompt tokens served from the prefix cache over all prompt tokens {W}, 0..1.",
+    "derived: rate of cached prompt tokens ÷ prompt tokens/s",
+)
+JOULES_PER_ANY_TOKEN = _m(
+    "inference_energy_joules_per_token",
+    "gauge",
+    SERVER_MODEL,
+    f"GPU energy per prompt-plus-generated token {W}; absent when no token was processed.",
+    "derived: server power × model share ÷ (prompt + generation tokens/s)",
+)
+FLOPS_PER_GPU = _m(
+    "inference_flops_per_second_per_gpu",
+    "gauge",
+    SERVER_MODEL,
+    f"Floating-point operations per second on each of the server's GPUs {W}, from the server's own estimate "
+    "(an analytic count from the model's shapes, not a measurement).",
+    "derived: rate of the server's estimated FLOPs per GPU counter",
+)
+MFU = _m(
+    "inference_model_flops_utilization_ratio",
+    "gauge",
+    SERVER_MODEL,
+    f"inference_flops_per_second_per_gpu over the dense BF16 tensor peak of the server's GPUs {W}, 0..1 (above 1 "
+    "means the estimate or the peak is wrong); absent where a GPU's peak is unknown (gpu.peak_flops).",
+    "derived: FLOP/s per GPU ÷ peak by NVML product name",
 )
 
 HISTOGRAMS = {

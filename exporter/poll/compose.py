@@ -7,7 +7,10 @@ what a snapshot says is tested without a poll loop:
 - a server with no GPU attributed has no cost and no power: zero would be a lie;
 - a GPU that a server claims but whose rate is unknown has no attributed rate (absent); a GPU no
   server claims has 0 generation tokens/s;
-- a server that is down carries no rates (its series are dropped by the exposition).
+- a server that is down carries no rates (its series are dropped by the exposition);
+- a server's cost is split into idle and serving, and its serving cost between the prompt and
+  generation phases (``economics``); the node's cost is every GPU's, and what no server that is up
+  claims of it is unattributed, so serving + idle + unattributed is the node's cost.
 
 ``degraded`` is what is served when composing fails: every source down with the reason, nothing
 derived, so a bug never leaves stale values looking fresh.
@@ -18,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from exporter import derive
+from exporter import derive, economics
 from exporter.attribution.resolve import Attribution, shares
 from exporter.config import PricingConfig
 from exporter.config.model import DeploymentConfig
@@ -34,6 +37,7 @@ from exporter.model import (
 )
 from exporter.poll.deployments import deployment_views
 from exporter.poll.gpus import GpuState
+from exporter.sources.gpu.peaks import peak_flops
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,8 @@ class ServerInput:
     status: SourceStatus
     sample: ServerSample | None
     windows: Mapping[str, derive.ModelWindows]
+    activity: economics.Activity = economics.NO_ACTIVITY
+    """The server's idle time over the window."""
     deployment: str = ""
     role: str = "engine"
 
@@ -66,6 +72,8 @@ class Inputs:
     loop_errors: tuple[tuple[str, int], ...] = ()
     deployments: Mapping[str, DeploymentConfig] = field(default_factory=dict)
     """Settings per deployment name; one that ``spans_nodes`` gets no deployment view here."""
+    peak_flops: Mapping[str, float] = field(default_factory=dict)
+    """``gpu.peak_flops`` of the configuration."""
 
 
 NO_ATTRIBUTION = Attribution("none", ())
@@ -77,8 +85,9 @@ def compose(inputs: Inputs) -> Snapshot:
     reading = gpus.reading if gpus is not None else None
     attributions = {s.name: inputs.attributions.get(s.name, NO_ATTRIBUTION) for s in inputs.servers}
     server_shares = shares(attributions, reading)
-    prices = _Prices(inputs.pricing, _gpu_names(reading), gpus)
+    prices = _Prices(inputs.pricing, _gpu_names(reading), gpus, inputs.peak_flops)
     servers = tuple(_server_view(s, server_shares[s.name], attributions[s.name], prices) for s in inputs.servers)
+    node = _node_cost(servers, prices)
     return Snapshot(
         taken_at_unix=inputs.taken_at_unix,
         servers=servers,
@@ -94,36 +103,65 @@ def compose(inputs: Inputs) -> Snapshot:
         missed_polls=inputs.missed_polls,
         loop_errors=inputs.loop_errors,
         deployments=deployment_views(servers, inputs.deployments),
+        node_cost_per_second=node.total if node is not None else None,
+        unattributed_cost_per_second=node.unattributed if node is not None else None,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class _Prices:
-    """What pricing a share needs: the prices, each GPU's product name, and the GPUs' power."""
+    """What pricing a share needs: the prices, each GPU's product name and peak, and the GPUs' power."""
 
     pricing: PricingConfig
     names: Mapping[str, str]
     """GPU UUID → NVML product name, for the GPUs read."""
     gpus: GpuState | None
+    peaks: Mapping[str, float]
+    """``gpu.peak_flops``: the configuration's peaks by product name, over the built-in table."""
+
+    @property
+    def weights(self) -> economics.TokenWeights:
+        """The token weights of the token-weight split."""
+        return economics.TokenWeights(self.pricing.generation_token_weight, self.pricing.cached_prompt_token_weight)
+
+    def power(self, uuid: str) -> float | None:
+        """The GPU's average power over the window, ``None`` unless the GPU was read."""
+        return self.gpus.power_watts.get(uuid) if self.gpus is not None and uuid in self.names else None
+
+    def peak(self, share: GpuShare) -> float | None:
+        """The dense BF16 peak of the GPU of a share; none for a MIG instance (a slice of the peak)."""
+        return None if share.mig_uuid else peak_flops(self.names.get(share.uuid), self.peaks)
 
 
 def _server_view(
     server: ServerInput, gpu_shares: tuple[GpuShare, ...], attribution: Attribution, prices: _Prices
 ) -> ServerView:
-    economics = _server_economics(gpu_shares, prices)
-    up = server.sample is not None
+    costs = _server_economics(gpu_shares, prices)
+    idle = economics.idle_cost(costs.cost_per_second, economics.idle_fraction(server.activity))
+    method, rates = economics.with_economics(
+        derive.model_rates(server.windows, costs) if server.sample is not None else {},
+        server.windows,
+        economics.ServerCosts(
+            serving_cost_per_second=economics.serving_cost(costs.cost_per_second, idle),
+            power_watts=costs.power_watts,
+            peak_flops=economics.mean_peak([prices.peak(share) for share in gpu_shares]),
+            weights=prices.weights,
+        ),
+    )
     return ServerView(
         name=server.name,
         status=server.status,
         sample=server.sample,
         gpus=gpu_shares,
-        rates=derive.model_rates(server.windows, economics) if up else {},
-        cost_per_second=economics.cost_per_second,
-        power_watts=economics.power_watts,
+        rates=rates,
+        cost_per_second=costs.cost_per_second,
+        power_watts=costs.power_watts,
         attribution=attribution.method,
         gpu_memory_used_bytes=attribution.memory_bytes,
         deployment=server.deployment,
         role=server.role,
+        idle_cost_per_second=idle,
+        cost_split=method if costs.cost_per_second is not None else None,
     )
 
 
@@ -141,9 +179,29 @@ def _server_economics(gpu_shares: tuple[GpuShare, ...], prices: _Prices) -> deri
 
 def _cost_input(share: GpuShare, prices: _Prices) -> derive.GpuCostInput:
     """The share's price by its GPU's product name, and the GPU's power (``None`` unless the GPU was read)."""
-    name = prices.names.get(share.uuid)
-    power = prices.gpus.power_watts.get(share.uuid) if prices.gpus is not None and name is not None else None
-    return derive.GpuCostInput(share, derive.hourly_cost(name, prices.pricing.gpu_hourly_cost), power)
+    hourly = derive.hourly_cost(prices.names.get(share.uuid), prices.pricing.gpu_hourly_cost)
+    return derive.GpuCostInput(share, hourly, prices.power(share.uuid))
+
+
+def _node_cost(servers: tuple[ServerView, ...], prices: _Prices) -> economics.NodeCost | None:
+    """The cost of every GPU read, and the part no server that is up claims; ``None`` without a reading."""
+    gpus = prices.gpus
+    if gpus is None or gpus.reading is None:
+        return None
+    energy = prices.pricing.energy_cost_per_kwh
+    claimed: dict[str, float] = {}
+    unread: list[float] = []
+    for share in (share for s in servers if s.sample is not None for share in s.gpus):
+        claimed[share.uuid] = claimed.get(share.uuid, 0.0) + share.weight
+        if share.uuid not in prices.names:
+            item = _cost_input(share, prices)
+            unread.append(share.weight * derive.gpu_cost_per_second(item.hourly_cost, item.power_watts, energy))
+    claims = []
+    for gpu in gpus.reading.gpus:
+        hourly = derive.hourly_cost(gpu.name, prices.pricing.gpu_hourly_cost)
+        cost = derive.gpu_cost_per_second(hourly, prices.power(gpu.uuid), energy)
+        claims.append(economics.GpuClaim(cost, claimed.get(gpu.uuid, 0.0)))
+    return economics.node_cost(claims, unread)
 
 
 def _gpu_names(reading: GpuReading | None) -> dict[str, str]:

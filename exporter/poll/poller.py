@@ -188,6 +188,7 @@ class Poller:
             missed_polls=self.missed_polls,
             loop_errors=tuple(sorted(self.supervisor.errors.items())),
             deployments=self.config.deployments,
+            peak_flops=self.config.gpu.peak_flops,
         )
 
     def snapshot(self) -> Snapshot:
@@ -204,5 +205,11 @@ class Poller:
 def _input(state: ServerState) -> compose.ServerInput:
     config = state.config
     return compose.ServerInput(
-        state.name, state.status, state.sample, dict(state.windows), config.deployment or "", config.role
+        state.name,
+        state.status,
+        state.sample,
+        dict(state.windows),
+        state.activity,
+        deployment=config.deployment or "",
+        role=config.role,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import structlog
 
-from exporter import derive
+from exporter import derive, economics
 from exporter.config import Config, ServerConfig
 from exporter.model import NOT_POLLED, ServerSample, SourceStatus
 from exporter.poll.supervise import describe
@@ -39,6 +39,8 @@ class ServerState:
     sample: ServerSample | None = None
     """The last good sample; ``None`` while the server is down."""
     windows: dict[str, derive.ModelWindows] = field(default_factory=dict)
+    activity: economics.Activity = field(default_factory=economics.Activity)
+    """The server's idle time, poll by poll."""
     polled: bool = False
 
     @property
@@ -65,6 +67,7 @@ class ServerState:
             model: derive.observe_model(self.windows.get(model, derive.ModelWindows()), now, values, span, restarted)
             for model, values in sample.models.items()
         }
+        self.activity = economics.observe_activity(self.activity, now, sample, span, restarted)
         self.sample = sample
         self.status = SourceStatus(True, duration, wall, None)
         self.polled = True

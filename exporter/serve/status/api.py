@@ -29,6 +29,7 @@ def document(view: StatusView) -> dict[str, Any]:
         "rate_window_seconds": view.settings.rate_window,
         "currency": view.currency,
         "summary": view.summary,
+        "cost_summary": view.cost_summary,
         "layout": view.layout,
         "history": {
             "window_seconds": view.window_seconds,
@@ -40,6 +41,7 @@ def document(view: StatusView) -> dict[str, Any]:
         "sources": [_source(s) for s in view.sources],
         "models": [_card(c) for c in view.models],
         "gpus": [_card(c) for c in view.gpus],
+        "cost": [_card(c) for c in view.cost],
     }
 
 

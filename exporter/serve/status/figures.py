@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from exporter.exposition import metrics as m
-from exporter.model import GpuView, ModelRates, ModelSample, ServerView
+from exporter.model import GpuView, ModelRates, ModelSample, ServerView, Snapshot
 
 GIB = 1024.0**3
 T = TypeVar("T")
@@ -37,6 +37,8 @@ class Spec(Generic[T]):
     text: Callable[[float, str], str]
     """Value and currency to text, such as ``1,234 tok/s``."""
     get: Callable[[T], float | None]
+    labels: tuple[tuple[str, str], ...] = ()
+    """Labels of the series beyond the card's own (the ``phase`` of a price)."""
 
 
 def format_number(value: float) -> str:
@@ -69,6 +71,15 @@ def _gib(value: float, _currency: str) -> str:
     return f"{format_number(value / GIB)} GiB"
 
 
+def _per_hour(value: float, currency: str) -> str:
+    """A cost per second, shown per hour: ``24.2 USD/h``."""
+    return f"{format_number(value * 3600.0)} {currency}/h"
+
+
+def _teraflops(value: float, _currency: str) -> str:
+    return f"{format_number(value / 1e12)} TFLOP/s"
+
+
 def _rate(get: Callable[[ModelRates], float | None]) -> Callable[[ModelRow], float | None]:
     return lambda row: get(row.rates) if row.rates is not None else None
 
@@ -89,8 +100,42 @@ MODEL_SPECS: tuple[Spec[ModelRow], ...] = (
     Spec(
         m.JOULES_PER_TOKEN, "Energy per token", _unit(" J/tok"), _rate(lambda r: r.energy_joules_per_generation_token)
     ),
+    Spec(m.PROMPT_CACHE_HIT, "Prompt cache hits", _percent, _rate(lambda r: r.prompt_cache_hit_ratio)),
+    Spec(m.JOULES_PER_ANY_TOKEN, "Energy, all tokens", _unit(" J/tok"), _rate(lambda r: r.energy_joules_per_token)),
+    Spec(m.FLOPS_PER_GPU, "Compute per GPU", _teraflops, _rate(lambda r: r.flops_per_second_per_gpu)),
+    Spec(m.MFU, "FLOP utilization", _percent, _rate(lambda r: r.model_flops_utilization_ratio)),
 )
 """Per server and model, in the order shown."""
+
+NODE_SPECS: tuple[Spec[Snapshot], ...] = (
+    Spec(m.NODE_COST, "Node, all GPUs", _per_hour, lambda s: s.node_cost_per_second),
+    Spec(m.UNATTRIBUTED_COST, "GPUs no server claims", _per_hour, lambda s: s.unattributed_cost_per_second),
+)
+"""The node's cost, in the cost section."""
+
+SERVER_COST_SPECS: tuple[Spec[ServerView], ...] = (
+    Spec(m.SERVER_COST, "Server", _per_hour, lambda s: s.cost_per_second if s.sample is not None else None),
+    Spec(m.SERVER_IDLE_COST, "Idle", _per_hour, lambda s: s.idle_cost_per_second if s.sample is not None else None),
+)
+"""Each server's cost and the idle part of it, in the cost section."""
+
+PRICE_SPECS: tuple[Spec[ModelRow], ...] = (
+    Spec(
+        m.COST_PER_MTOK_PHASE,
+        "Prompt, per 1M tokens",
+        _money,
+        _rate(lambda r: r.prompt_cost_per_million_tokens),
+        (("phase", "prompt"),),
+    ),
+    Spec(
+        m.COST_PER_MTOK_PHASE,
+        "Generated, per 1M tokens",
+        _money,
+        _rate(lambda r: r.generation_cost_per_million_tokens),
+        (("phase", "generation"),),
+    ),
+)
+"""Each model's price per million prompt and generated tokens, in its server's cost card."""
 
 GPU_SPECS: tuple[Spec[GpuView], ...] = (
     Spec(m.GPU_UTILIZATION, "Utilization", _percent, lambda g: g.sample.utilization_ratio),

@@ -116,6 +116,7 @@ def render(view: StatusView, links: Links) -> str:
             _header(view, links),
             "<main>",
             _sources(view.sources),
+            _cost(view),
             _cards("m", "Servers and models", view.models, view.slots, "No server has reported a model yet."),
             _cards(
                 "g", "GPUs", view.gpus, view.slots, "No GPUs are read (GPU polling is off, or NVML is unavailable)."
@@ -178,12 +179,18 @@ def _sources(sources: Iterable[Source]) -> str:
     )
 
 
-def _cards(prefix: str, title: str, cards: tuple[Card, ...], slots: int, empty: str) -> str:
+def _cards(prefix: str, title: str, cards: tuple[Card, ...], slots: int, empty: str, *, lead: str = "") -> str:
     body = "".join(_card(f"{prefix}{i}", card, slots) for i, card in enumerate(cards)) if cards else f"<p>{empty}</p>"
     return (
-        f'<section aria-labelledby="h-{prefix}"><h2 id="h-{prefix}">{title}</h2>'
+        f'<section aria-labelledby="h-{prefix}"><h2 id="h-{prefix}">{title}</h2>{lead}'
         f'<div class="cards">{body}</div></section>'
     )
+
+
+def _cost(view: StatusView) -> str:
+    """The cost section: the node's cost per hour in one sentence, then the node's and each server's cards."""
+    lead = f'<p id="cost-summary" class="lead">{escape(view.cost_summary)}</p>'
+    return _cards("c", f"Cost ({escape(view.currency)})", view.cost, view.slots, "", lead=lead)
 
 
 def _card(card_id: str, card: Card, slots: int) -> str:

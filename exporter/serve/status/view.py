@@ -9,60 +9,29 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import Literal
 
 from exporter.exposition.gpu_families import gpu_key
 from exporter.model import NOT_POLLED, GpuView, Snapshot, SourceStatus
+from exporter.serve.status.cards import Card, Figure, make_figures, rounded
+from exporter.serve.status.cost import cost_cards, cost_points, cost_summary
 from exporter.serve.status.figures import (
     GIB,
     GPU_SPECS,
     MODEL_SPECS,
-    Spec,
     clocks_text,
-    display,
     format_number,
     model_rows,
     throttled,
 )
 from exporter.serve.status.history import History, Point
 
-T = TypeVar("T")
+__all__ = ["Card", "Figure", "Settings", "Source", "StatusView", "build", "points", "record"]
 MODEL_METRICS = frozenset(spec.metric.name for spec in MODEL_SPECS)
 GPU_METRICS = frozenset(spec.metric.name for spec in GPU_SPECS)
-
-
-@dataclass(frozen=True, slots=True)
-class Figure:
-    """One number with its chart: the ``/metrics`` series it equals, and its last 15 minutes."""
-
-    metric: str
-    labels: dict[str, str]
-    caption: str
-    value: float | None
-    display: str
-    history: list[float | None]
-    """One value per history slot, oldest first, rounded to 4 significant digits; ``None`` where absent."""
-    range_display: str
-
-
-@dataclass(frozen=True, slots=True)
-class Card:
-    """One model of one server, or one GPU."""
-
-    labels: dict[str, str]
-    title: str
-    subtitle: str
-    note: str
-    """Why the figures are missing (server down, GPU lost), or ``""``."""
-    figures: tuple[Figure, ...]
-    clock_events: tuple[str, ...] | None = None
-    """GPUs only: the active clock event reasons, ``None`` where not reported."""
-    clocks: str = ""
-    """GPUs only: the clock events in words (``Throttled: power cap.``)."""
-    throttled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +70,10 @@ class StatusView:
     sources: tuple[Source, ...]
     models: tuple[Card, ...]
     gpus: tuple[Card, ...]
+    cost: tuple[Card, ...]
+    """The node's cost, then each server's cost, idle cost and prices per million tokens."""
+    cost_summary: str
+    """The node's cost per hour in one sentence: serving, idle, unattributed."""
     window_seconds: float
     resolution_seconds: float
     slots: int
@@ -111,6 +84,7 @@ class StatusView:
     def layout(self) -> str:
         """A digest of the cards and sources shown: when it changes, the page must be rendered anew."""
         parts = [repr(sorted(c.labels.items())) for c in (*self.models, *self.gpus)]
+        parts += [repr([(f.metric, sorted(f.labels.items())) for f in c.figures]) for c in self.cost]
         parts += [f"{s.type}:{s.name}" for s in self.sources]
         return hashlib.blake2b("\n".join(parts).encode(), digest_size=8).hexdigest()
 
@@ -120,11 +94,12 @@ def points(snapshot: Snapshot) -> Iterable[Point]:
     for row in model_rows(snapshot.servers):
         labels = (row.server.name, row.model)
         for spec in MODEL_SPECS:
-            yield Point((spec.metric.name, labels), row.server.name, _round(spec.get(row)))
+            yield Point((spec.metric.name, labels), row.server.name, rounded(spec.get(row)))
     for gpu in snapshot.gpus:
         gpu_labels = gpu_key(gpu)
         for gpu_spec in GPU_SPECS:
-            yield Point((gpu_spec.metric.name, gpu_labels), None, _round(gpu_spec.get(gpu)))
+            yield Point((gpu_spec.metric.name, gpu_labels), None, rounded(gpu_spec.get(gpu)))
+    yield from cost_points(snapshot)
 
 
 def record(history: History, snapshot: Snapshot) -> None:
@@ -144,6 +119,8 @@ def build(snapshot: Snapshot, history: History, settings: Settings, version: str
         sources=_sources(snapshot),
         models=tuple(_model_cards(snapshot, history)),
         gpus=tuple(_gpu_cards(snapshot, history)),
+        cost=tuple(cost_cards(snapshot, history)),
+        cost_summary=cost_summary(snapshot),
         window_seconds=history.window,
         resolution_seconds=history.resolution,
         slots=history.slots,
@@ -163,7 +140,7 @@ def _model_cards(snapshot: Snapshot, history: History) -> Iterable[Card]:
     extra = sorted((k for k in remembered - rows.keys() if k[0] in order), key=lambda k: (order[k[0]], k[1]))
     for key in [*rows, *extra]:
         row = rows.get(key)
-        figures = _figures(MODEL_SPECS, row, {"server": key[0], "model": key[1]}, snapshot.currency, history)
+        figures = make_figures(MODEL_SPECS, row, {"server": key[0], "model": key[1]}, snapshot.currency, history)
         server = servers[key[0]]
         kind = server.sample.kind if server.sample is not None else "kind unknown while down"
         gpus = f"{len(server.gpus)} GPU{'s' if len(server.gpus) != 1 else ''}"
@@ -184,7 +161,7 @@ def _gpu_cards(snapshot: Snapshot, history: History) -> Iterable[Card]:
     extra = sorted((remembered | lost) - current.keys(), key=lambda k: (int(k[0]) if k[0].isdigit() else -1, k[1]))
     for key in [*current, *extra]:
         gpu = current.get(key)
-        figures = _figures(GPU_SPECS, gpu, {"gpu": key[0], "uuid": key[1]}, snapshot.currency, history)
+        figures = make_figures(GPU_SPECS, gpu, {"gpu": key[0], "uuid": key[1]}, snapshot.currency, history)
         events = gpu.sample.clock_events if gpu is not None else None
         yield Card(
             labels=dict(figures[0].labels),
@@ -212,41 +189,6 @@ def _gpu_note(gpu: GpuView | None, key: tuple[str, str], lost: set[tuple[str, st
     if key in lost:
         return "NVML reports this GPU lost: no current figures."
     return "Not read in the last GPU poll; the charts show its history."
-
-
-def _figures(
-    specs: Sequence[Spec[T]], item: T | None, labels: dict[str, str], currency: str, history: History
-) -> tuple[Figure, ...]:
-    key = tuple(labels.values())
-    figures = []
-    for spec in specs:
-        values = history.values((spec.metric.name, key))
-        value = spec.get(item) if item is not None else None
-        figures.append(
-            Figure(
-                metric=spec.metric.name,
-                labels=labels,
-                caption=spec.caption,
-                value=value,
-                display=display(spec, value, currency),
-                history=values,
-                range_display=_range(spec, values, currency, history.window),
-            )
-        )
-    return tuple(figures)
-
-
-def _round(value: float | None) -> float | None:
-    """Four significant digits are plenty for a chart, and keep the JSON short."""
-    return None if value is None else float(f"{value:.4g}")
-
-
-def _range(spec: Spec[T], values: list[float | None], currency: str, window: float) -> str:
-    known = [v for v in values if v is not None]
-    span = f"last {window / 60:g} min"
-    if not known:
-        return f"{spec.caption}, {span}: no data yet"
-    return f"{spec.caption}, {span}: from {spec.text(min(known), currency)} to {spec.text(max(known), currency)}"
 
 
 # -- sources and summary -------------------------------------------------------------------------

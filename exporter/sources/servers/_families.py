@@ -8,10 +8,14 @@ model, which histogram is the time to first token. An adapter states that in a `
   negative or non-finite value is left out rather than summed into a wrong total;
 - gauges (requests running, waiting) are summed, skipping values that are negative or not finite;
 - ratios (KV cache usage) take the largest value, clamped to 0..1, so one full engine shows;
+- per-GPU counters (estimated FLOPs per GPU) are averaged over engines and ranks, each of which counts
+  for its own GPUs, so two engines of one model do not look like one twice as busy;
 - histograms are rebuilt with the server's own buckets, converted to seconds.
 
 Where a value lists several alternatives, the first one the body has wins (newest names first). A
-counter alternative may add several families up, such as successful plus failed requests.
+counter alternative may add several families up, such as successful plus failed requests, and may
+take only the series of a family whose label has given values (``Where``), such as the prefill
+categories of SGLang's GPU time.
 
 A gauge that a multiprocess ``prometheus_client`` renders once per process (``multiprocess_mode``
 "all", as vLLM's ``kv_cache_usage_perc`` with ``--api-server-count`` above 1 and every TensorRT-LLM
@@ -52,11 +56,31 @@ from exporter.sources.servers._text import (
     sum_by,
 )
 
-Alternatives = tuple[tuple[str, ...], ...]
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """The series of ``family`` whose ``label`` is one of ``values`` (a counter split by a label)."""
+
+    family: str
+    label: str
+    values: frozenset[str]
+
+    def select(self, series: Series) -> Series:
+        """The series that match."""
+        return [(labels, value) for labels, value in series if labels.get(self.label) in self.values]
+
+
+Family = str | Where
+"""A family name, or part of a family selected by a label."""
+Alternatives = tuple[tuple[Family, ...], ...]
 """Counter alternatives, first present wins; the families of one alternative add up."""
 Values = dict[str, float | None]
 """Per model name."""
 
+CORE_COUNTERS = ("prompt_tokens", "generation_tokens", "requests_finished")
+"""The counters every engine keeps from its start: where a stack exports a counter only once it has
+moved (Ray), a model shown without one has counted 0. Other counters (cache hits, GPU time) may be
+missing because the engine's version or flags lack them, so they are never filled in."""
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 PROCESS_LABEL = "pid"
 """The label a multiprocess ``prometheus_client`` adds to a gauge rendered once per process."""
@@ -76,6 +100,8 @@ class Table:
     counters: Mapping[str, Alternatives] = field(default_factory=dict)
     gauges: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ratios: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    per_gpu_counters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Normalized per-GPU counter → the server's families, first present wins; averaged per model."""
     histograms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Normalized histogram name → the server's histogram families (without suffixes)."""
     histogram_scale: float = 1.0
@@ -90,6 +116,7 @@ class Table:
         for keys, kind in ((self.counters, FieldKind.COUNTER), (self.gauges, FieldKind.GAUGE)):
             check_fields(keys, kind)
         check_fields(self.ratios, FieldKind.RATIO)
+        check_fields(self.per_gpu_counters, FieldKind.PER_GPU_COUNTER)
         unknown = sorted(set(self.histograms) - set(HISTOGRAM_NAMES))
         if unknown:
             raise ValueError(f"{unknown[0]!r} is not a normalized histogram (one of: {', '.join(HISTOGRAM_NAMES)})")
@@ -102,8 +129,8 @@ class Table:
         """The sample names of the server's own families (under ``prefix``) that the table reads."""
         names: set[str] = set()
         for alternatives in self.counters.values():
-            names.update(self.prefix + family for families in alternatives for family in families)
-        for families in (*self.gauges.values(), *self.ratios.values()):
+            names.update(self.prefix + family_name(family) for families in alternatives for family in families)
+        for families in (*self.gauges.values(), *self.ratios.values(), *self.per_gpu_counters.values()):
             names.update(self.prefix + family for family in families)
         for families in self.histograms.values():
             names.update(self.prefix + f + suffix for f in families for suffix in HISTOGRAM_SUFFIXES)
@@ -145,8 +172,13 @@ def read(found: Mapping[str, Series], table: Table) -> Readings:
         hit = first(selected, table.prefix, families)
         ratios = max_by(one_per_process(hit), table.model_label) if hit is not None else {}
         values[name] = {m: clamp(v) for m, v in ratios.items()}
+    for name, families in table.per_gpu_counters.items():
+        hit = first(selected, table.prefix, families)
+        values[name] = mean_by(hit, table.model_label) if hit is not None else {}
     readings = Readings(values, histograms(selected, table))
-    return with_zero_counters(readings, table.counters) if table.zero_when_absent else readings
+    if not table.zero_when_absent:
+        return readings
+    return with_zero_counters(readings, [name for name in CORE_COUNTERS if name in table.counters])
 
 
 def one_per_process(series: Series) -> Series:
@@ -171,6 +203,20 @@ def with_zero_counters(readings: Readings, fields: Iterable[str], *, also: Itera
     return Readings(values, readings.histograms)
 
 
+def family_name(family: Family) -> str:
+    """The name of the family (without the table's prefix)."""
+    return family.family if isinstance(family, Where) else family
+
+
+def mean_by(series: Series, label: str) -> Values:
+    """Per model, the mean of counter values over the other labels; ``None`` for a group with a bad value."""
+    totals = sum_by(series, label)
+    counts: dict[str, int] = {}
+    for labels, _value in series:
+        counts[labels.get(label, "")] = counts.get(labels.get(label, ""), 0) + 1
+    return {model: total / counts[model] if total is not None else None for model, total in totals.items()}
+
+
 def first(found: Mapping[str, Series], prefix: str, families: tuple[str, ...]) -> Series | None:
     """The series of the first family the body has."""
     for family in families:
@@ -182,10 +228,14 @@ def first(found: Mapping[str, Series], prefix: str, families: tuple[str, ...]) -
 def counter(found: Mapping[str, Series], prefix: str, alternatives: Alternatives, label: str) -> Values:
     """Per model, the sum of the families of the first alternative the body has any of."""
     for families in alternatives:
-        present = [found[prefix + f] for f in families if prefix + f in found]
+        present = [_series(found[prefix + family_name(f)], f) for f in families if prefix + family_name(f) in found]
         if present:
             return add_up([sum_by(series, label) for series in present])
     return {}
+
+
+def _series(series: Series, family: Family) -> Series:
+    return family.select(series) if isinstance(family, Where) else series
 
 
 def add_up(parts: list[Values]) -> Values:

@@ -30,12 +30,12 @@ from exporter.model import ServerSample, TokenCounting
 from exporter.sources.servers import vllm
 from exporter.sources.servers._base import Adapter, ExtraEndpoint, Refusal, Verdict, register
 from exporter.sources.servers._extras import MAX_VERSION_LENGTH, json_object, text_field, with_version
-from exporter.sources.servers._families import Alternatives, counter, read, to_sample
+from exporter.sources.servers._families import Alternatives, counter, family_name, read, to_sample
 from exporter.sources.servers._text import mentions, scan
 
 TABLE = vllm.table("")
 FINISHED: Alternatives = (("request_finish_total",), ("request_success_total", "request_failure_total"))
-NAMES = TABLE.names() | {name for names in FINISHED for name in names}
+NAMES = TABLE.names() | {family_name(name) for names in FINISHED for name in names}
 MARKERS = ("num_requests_running", "generation_tokens_total", "gpu_cache_usage_perc", "num_request_max")
 COUNTERS = ("generation_tokens_total", "prompt_tokens_total", "request_finish_total")
 MINDIE_MARKERS = (

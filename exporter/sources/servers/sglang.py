@@ -25,12 +25,22 @@ serves them unchanged beside its ``dynamo_component_*`` families (ignored), and 
 re-exports them as ``ray_sglang_*`` (the colon replaced) with Ray's ``WorkerId`` and similar labels,
 summed away per model (the tokenizer's and the scheduler's families come from different Ray workers).
 Ray exports a counter only once it has moved, so a model Ray shows without one has counted 0.
+
+Economics: ``cached_tokens_total`` (every ``cache_source``) are the prompt tokens served from cache;
+``num_retracted_input_tokens_total`` / ``..._output_tokens_total`` are the tokens of requests retracted
+to free KV cache, which are prefilled again when they resume (an upper bound: the radix cache may
+still hold part of them). ``forward_execution_seconds_total{category}`` (older: ``gpu_execution_seconds_total``,
+categories prefixed ``forward_``; with ``SGLANG_ENABLE_METRICS_DEVICE_TIMER=1``) is GPU time measured
+with device timers per forward pass of the whole batch, so it never counts two requests of one batch
+twice: prefill is ``extend`` (with ``mixed`` chunked-prefill batches and ``split_prefill``), decode is
+``decode`` with the speculative ``target_verify`` and ``draft_extend`` passes; ``idle`` is neither.
+``estimated_flops_per_gpu_total`` (``--enable-mfu-metrics``) is averaged over data-parallel groups.
 """
 
 from __future__ import annotations
 
 from exporter.model import TokenCounting
-from exporter.sources.servers._families import Table, table_adapter
+from exporter.sources.servers._families import Alternatives, Table, Where, table_adapter
 from exporter.sources.servers._text import Labels, Series
 
 PREFIX = "sglang:"
@@ -59,6 +69,20 @@ def primary_ranks(series: Series) -> Series:
     return [(labels, value) for labels, value in series if lowest[_group(labels)] == _rank(labels)]
 
 
+PREFILL_CATEGORIES = ("extend", "mixed", "split_prefill", "prefill")
+"""Forward modes whose GPU time is prefill work (``mixed``: chunked prefill batched with decode)."""
+DECODE_CATEGORIES = ("decode", "target_verify", "draft_extend", "draft_extend_v2")
+"""Forward modes whose GPU time is decode work, speculative decoding's verify and draft passes included."""
+GPU_TIME_FAMILIES = ("forward_execution_seconds_total", "gpu_execution_seconds_total")
+"""Newest first; the older name's categories carry a ``forward_`` prefix."""
+
+
+def gpu_time(categories: tuple[str, ...]) -> Alternatives:
+    """The GPU-time counter alternatives for the given forward modes, under either name and spelling."""
+    values = frozenset((*categories, *(f"forward_{c}" for c in categories)))
+    return tuple((Where(family, "category", values),) for family in GPU_TIME_FAMILIES)
+
+
 def table(prefix: str, *, zero_when_absent: bool = False) -> Table:
     """SGLang's families under ``prefix``."""
     return Table(
@@ -68,9 +92,15 @@ def table(prefix: str, *, zero_when_absent: bool = False) -> Table:
             "prompt_tokens": (("prompt_tokens_total",),),
             "generation_tokens": (("generation_tokens_total",),),
             "requests_finished": (("num_requests_total",), ("e2e_request_latency_seconds_count",)),
+            "prompt_cached_tokens": (("cached_tokens_total",),),
+            "recomputed_prompt_tokens": (("num_retracted_input_tokens_total",),),
+            "recomputed_generation_tokens": (("num_retracted_output_tokens_total",),),
+            "prefill_gpu_seconds": gpu_time(PREFILL_CATEGORIES),
+            "decode_gpu_seconds": gpu_time(DECODE_CATEGORIES),
         },
         gauges={"requests_running": ("num_running_reqs",), "requests_waiting": ("num_queue_reqs",)},
         ratios={"kv_cache_usage_ratio": ("token_usage",)},
+        per_gpu_counters={"flops_per_gpu": ("estimated_flops_per_gpu_total",)},
         histograms={
             "time_to_first_token": ("time_to_first_token_seconds",),
             "inter_token_latency": ("inter_token_latency_seconds", "time_per_output_token_seconds"),

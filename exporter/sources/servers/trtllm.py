@@ -61,6 +61,7 @@ def table(prefix: str) -> Table:
             "prompt_tokens": (("prompt_tokens_total",),),
             "generation_tokens": (("generation_tokens_total",),),
             "requests_finished": (("request_success_total",),),
+            "prompt_cached_tokens": ((CACHED_TOKENS,),),
         },
         gauges={"requests_running": ("num_requests_running",), "requests_waiting": ("num_requests_waiting",)},
         ratios={"kv_cache_usage_ratio": ("kv_cache_utilization",)},

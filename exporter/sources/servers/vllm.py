@@ -25,6 +25,15 @@ Detection: a vLLM engine shows its token or request counters. The vLLM productio
 also serves ``vllm:`` families (gauges per backend ``server``, ``vllm:current_qps``, its own
 ``vllm:input_tokens_total``) but never those, and is refused with the engines to point at instead.
 
+Prefix cache: ``prompt_tokens_cached_total`` (newer releases: prompt tokens the scheduler skipped,
+local cache hits plus external KV transfers, counted with ``prompt_tokens_total``), else
+``prefix_cache_hits_total`` / ``gpu_prefix_cache_hits_total`` (cached tokens found when a request is
+scheduled, so a request resumed after preemption counts again). ``prompt_tokens_recomputed_total`` is
+*not* preemption waste (it counts the one token recomputed when a whole prompt hits the cache), and
+vLLM has no counter of tokens recomputed after preemption (``num_preemptions_total`` counts events),
+so recomputed tokens are absent. ``estimated_flops_per_gpu_total`` (``--enable-mfu-metrics``) is an
+analytic estimate per engine step, already per GPU of its engine: averaged over engines.
+
 ``table`` takes the family prefix and the model label, so servers that re-export vLLM's families
 (NVIDIA NIM for LLMs without a prefix, Triton's vLLM backend labelled ``model``, Aphrodite under
 ``aphrodite:``) reuse this module.
@@ -46,6 +55,7 @@ COUNTERS = {
     "prompt_tokens": ("prompt_tokens_total",),
     "generation_tokens": ("generation_tokens_total",),
     "requests_finished": ("request_success_total",),
+    "prompt_cached_tokens": ("prompt_tokens_cached_total", "prefix_cache_hits_total", "gpu_prefix_cache_hits_total"),
 }
 """Normalized field → family names, newest first."""
 GAUGES = {
@@ -53,6 +63,7 @@ GAUGES = {
     "requests_waiting": ("num_requests_waiting",),
 }
 KV_CACHE = ("kv_cache_usage_perc", "gpu_cache_usage_perc")
+PER_GPU = {"flops_per_gpu": ("estimated_flops_per_gpu_total",)}
 HISTOGRAMS = {
     "time_to_first_token": ("time_to_first_token_seconds",),
     "inter_token_latency": ("inter_token_latency_seconds", "time_per_output_token_seconds"),
@@ -83,6 +94,7 @@ def table(prefix: str, model_label: str = MODEL_LABEL, *, zero_when_absent: bool
         counters={field: tuple((family,) for family in families) for field, families in COUNTERS.items()},
         gauges=GAUGES,
         ratios={"kv_cache_usage_ratio": KV_CACHE},
+        per_gpu_counters=PER_GPU,
         histograms=HISTOGRAMS,
         zero_when_absent=zero_when_absent,
     )

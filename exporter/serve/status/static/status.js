@@ -70,7 +70,9 @@
     applySources(status.sources);
     applyCards("m", status.models, slots);
     applyCards("g", status.gpus, slots);
+    applyCards("c", status.cost, slots);
     setText("summary", status.summary);
+    setText("cost-summary", status.cost_summary);
     const time = document.getElementById("taken-at");
     time.dateTime = new Date(status.taken_at_unix * 1000).toISOString();
     time.textContent = status.taken_at_display;
