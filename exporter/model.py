@@ -339,6 +339,12 @@ class DeploymentRates:
     generation_tokens_per_second_per_gpu: float | None = None
     """Over every GPU of the deployment, prefill and workers included."""
     cost_per_request: float | None = None
+    prompt_cost_per_million_tokens: float | None = None
+    """The deployment's prompt-phase serving cost over its prompt tokens, × 10⁶."""
+    generation_cost_per_million_tokens: float | None = None
+    """The deployment's generation-phase serving cost over its generated tokens, × 10⁶."""
+    energy_joules_per_token: float | None = None
+    """Its GPUs' power over its prompt plus generated tokens/s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +358,10 @@ class DeploymentView:
     """What its GPUs cost per second, ``None`` when none of its servers has GPUs attributed."""
     rates: Mapping[str, DeploymentRates]
     """Per model, as the counting servers name it."""
+    power_watts: float | None = None
+    """Its servers' share of their GPUs' power, ``None`` when none is known."""
+    phase_costs: tuple[float, float] | None = None
+    """Serving cost per second of the (prompt, generation) phases (``poll.deployments.phase_costs``)."""
 
 
 @dataclass(frozen=True, slots=True)

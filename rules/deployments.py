@@ -27,6 +27,10 @@ GENERATION = "deployment_model:inference_generation_tokens_per_second:sum"
 GPUS = "deployment:inference_server_gpus:sum"
 COST = "deployment:inference_server_cost_per_second:sum"
 REQUESTS = "deployment_model:inference_requests_per_second:sum"
+PROMPT = "deployment_model:inference_prompt_tokens_per_second:sum"
+SERVING = "deployment_server:inference_serving_cost_per_second:value"
+KNOWN = "deployment_phase:inference_serving_cost_per_second:known"
+PHASES = "deployment_phase:inference_serving_cost_per_second:sum"
 
 Rule = dict[str, Any]
 
@@ -63,10 +67,7 @@ def figure_rules() -> list[Rule]:
     by_model = "deployment, model"
     return [
         _record(GENERATION, by_deployment("inference_generation_tokens_per_second", COUNTS, by_model)),
-        _record(
-            "deployment_model:inference_prompt_tokens_per_second:sum",
-            by_deployment("inference_prompt_tokens_per_second", COUNTS, by_model),
-        ),
+        _record(PROMPT, by_deployment("inference_prompt_tokens_per_second", COUNTS, by_model)),
         _record(REQUESTS, by_deployment("inference_requests_per_second", COUNTS, by_model)),
         _record(GPUS, by_deployment("inference_server_gpus", INFO)),
         _record(
@@ -88,5 +89,56 @@ def figure_rules() -> list[Rule]:
             f"      / on(deployment) group_left() (deployment:inference_generation_tokens_per_second:sum > 0)\n"
             f"  )\n"
             f"  / ({REQUESTS} > 0)",
+        ),
+    ]
+
+
+def _engine_phase(phase: str, tokens: str) -> str:
+    """Each engine's serving cost per second of ``phase``: its price of the phase times its tokens/s of it."""
+    return (
+        f'inference_cost_per_million_tokens{{phase="{phase}"}}\n'
+        f"      * on({SERVER}, model) group_left() {tokens}\n"
+        f"      * on({SERVER}) group_left(deployment) {info(role='engine')} / 1e6"
+    )
+
+
+def phase_rules() -> list[Rule]:
+    """Each deployment's price per million tokens of each phase, and its energy per token (docs/deployments.md).
+
+    A prefill server's serving cost (cost less idle cost) is prompt work, a decode server's is
+    generation work, an engine's is split as its own prices say; the serving cost of the others
+    (workers, frontends with GPUs) is spread over the two phases in proportion.
+    """
+    idle = "(inference_server_idle_cost_per_second or inference_server_cost_per_second * 0)"
+    serving = (
+        f"clamp_min(inference_server_cost_per_second - on({SERVER}) {idle}, 0)\n"
+        f"  * on({SERVER}) group_left(deployment, role) {INFO}"
+    )
+    known = (
+        "sum by (deployment, phase) (\n"
+        f'    label_replace({SERVING}{{role="prefill"}}, "phase", "prompt", "", "")\n'
+        f'  or label_replace({SERVING}{{role="decode"}}, "phase", "generation", "", "")\n'
+        f"  or {_engine_phase('prompt', 'inference_prompt_tokens_per_second')}\n"
+        f"  or {_engine_phase('generation', 'inference_generation_tokens_per_second')}\n"
+        ")"
+    )
+    spread = f"sum by (deployment) ({SERVING}) / on(deployment) (sum by (deployment) ({KNOWN}) > 0)"
+    tokens = (
+        f'label_replace(sum by (deployment) ({PROMPT}), "phase", "prompt", "", "")\n'
+        f'  or label_replace(sum by (deployment) ({GENERATION}), "phase", "generation", "", "")'
+    )
+    power = by_deployment("inference_server_power_watts", INFO)
+    all_tokens = f"sum by (deployment) ({PROMPT}) + on(deployment) sum by (deployment) ({GENERATION})"
+    return [
+        _record(SERVING, serving),
+        _record(KNOWN, known),
+        _record(PHASES, f"{KNOWN}\n  * on(deployment) group_left() ({spread})"),
+        _record(
+            "deployment_phase:inference_cost_per_million_tokens:ratio",
+            f"{PHASES}\n  / (({tokens}) > 0) * 1e6",
+        ),
+        _record(
+            "deployment:inference_energy_joules_per_token:ratio",
+            f"{power}\n  / (({all_tokens}) > 0)",
         ),
     ]

@@ -43,6 +43,7 @@ def fleet_rules() -> list[Rule]:
         *_per_phase(),
         *_efficiency(),
         *deployments.figure_rules(),
+        *deployments.phase_rules(),
     ]
 
 

@@ -129,6 +129,13 @@ async def test_a_prefill_decode_deployment_counts_every_request_once_over_all_it
     assert rates.requests_per_second == pytest.approx(3.0, rel=0.02)
     assert rates.generation_tokens_per_second_per_gpu == pytest.approx(600.0 / DEPLOYMENT_GPUS, rel=0.02)
     assert rates.cost_per_request == pytest.approx(cost / 3.0, rel=0.02)
+    # phases: prefill's 2 GPUs are prompt work, decode's 6 generation work; the worker's 2 (no phase of its
+    # own) are spread over both in proportion, 2:6; nothing is idle (a request is always running)
+    per_gpu = cost / DEPLOYMENT_GPUS
+    prompt_cost, generation_cost = 2 * per_gpu * 10 / 8, 6 * per_gpu * 10 / 8
+    assert rates.prompt_cost_per_million_tokens == pytest.approx(prompt_cost / 1200.0 * 1e6, rel=0.02)
+    assert rates.generation_cost_per_million_tokens == pytest.approx(generation_cost / 600.0 * 1e6, rel=0.02)
+    assert rates.energy_joules_per_token == pytest.approx(power / (1200.0 + 600.0), rel=0.02)
 
 
 @pytest.mark.asyncio

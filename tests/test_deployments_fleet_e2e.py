@@ -121,20 +121,35 @@ def value(prometheus: PrometheusProcess, expr: str) -> float | None:
     return float(result[0]["value"][1]) if len(result) == 1 else None
 
 
+PHASE_RULE = "deployment_phase:inference_cost_per_million_tokens:ratio"
+ENERGY_RULE = "deployment:inference_energy_joules_per_token:ratio"
+PHASES = ("prompt", "generation")
+
+
 def figures(prometheus: PrometheusProcess, deployment: str) -> dict[str, float | None]:
-    """What the rules say of ``deployment``, and what the single exporter serves of ``pd-single``."""
-    labels = f'{{deployment="{deployment}"}}'
-    return {name: value(prometheus, f"{rule}{labels}") for name, rule in FIGURES.items()}
+    """What the rules say of ``deployment``."""
+    labels = f'deployment="{deployment}"'
+    found = {name: value(prometheus, f"{rule}{{{labels}}}") for name, rule in FIGURES.items()}
+    for phase in PHASES:
+        found[f"cost_per_million_tokens_{phase}"] = value(prometheus, f'{PHASE_RULE}{{{labels},phase="{phase}"}}')
+    return found
 
 
 def served(prometheus: PrometheusProcess) -> dict[str, float | None]:
-    return {name: value(prometheus, f'inference_deployment_{name}{{deployment="pd-single"}}') for name in FIGURES}
+    """What the single exporter serves of ``pd-single``."""
+    labels = 'deployment="pd-single"'
+    found = {name: value(prometheus, f"inference_deployment_{name}{{{labels}}}") for name in FIGURES}
+    for phase in PHASES:
+        metric = f'inference_deployment_cost_per_million_tokens{{{labels},phase="{phase}"}}'
+        found[f"cost_per_million_tokens_{phase}"] = value(prometheus, metric)
+    return found
 
 
 def _close(a: dict[str, float | None], b: dict[str, float | None]) -> bool:
+    assert a.keys() == b.keys()
     return all(
         x is not None and y is not None and math.isclose(x, y, rel_tol=TOLERANCE)
-        for x, y in ((a[k], b[k]) for k in FIGURES)
+        for x, y in ((a[key], b[key]) for key in a)
     )
 
 
@@ -155,3 +170,10 @@ def test_the_fleet_rules_over_three_nodes_agree_with_one_exporter(stack: Stack) 
     assert single["generation_tokens_per_second"] == pytest.approx(600.0, rel=0.02)  # the frontend's, counted once
     assert single["cost_per_second"] == pytest.approx(8 * PRICE / 3600, rel=1e-9)
     assert fleet["generation_tokens_per_second_per_gpu"] == pytest.approx(600.0 / 8, rel=0.02)
+    # prefill's 2 GPUs price the prompt tokens, decode's 6 the generated ones (nothing is idle here)
+    per_gpu = PRICE / 3600
+    assert single["cost_per_million_tokens_prompt"] == pytest.approx(2 * per_gpu / 2400.0 * 1e6, rel=0.02)
+    assert single["cost_per_million_tokens_generation"] == pytest.approx(6 * per_gpu / 600.0 * 1e6, rel=0.02)
+    energy = value(prometheus, 'inference_deployment_energy_joules_per_token{deployment="pd-single"}')
+    assert energy is not None
+    assert value(prometheus, f'{ENERGY_RULE}{{deployment="pd-single"}}') == pytest.approx(energy, rel=TOLERANCE)

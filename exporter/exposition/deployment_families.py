@@ -22,6 +22,11 @@ _RATE_FIELDS: tuple[tuple[m.Metric, Callable[[DeploymentRates], float | None]], 
     (m.DEPLOYMENT_REQUESTS_PS, lambda r: r.requests_per_second),
     (m.DEPLOYMENT_GENERATION_TPS_PER_GPU, lambda r: r.generation_tokens_per_second_per_gpu),
     (m.DEPLOYMENT_COST_PER_REQUEST, lambda r: r.cost_per_request),
+    (m.DEPLOYMENT_JOULES_PER_TOKEN, lambda r: r.energy_joules_per_token),
+)
+_PHASE_PRICES: tuple[tuple[str, Callable[[DeploymentRates], float | None]], ...] = (
+    ("prompt", lambda r: r.prompt_cost_per_million_tokens),
+    ("generation", lambda r: r.generation_cost_per_million_tokens),
 )
 
 
@@ -42,3 +47,13 @@ def deployment_families(snapshot: Snapshot) -> Iterator[Family]:
                 if (value := get(rates)) is not None
             ],
         )
+    yield (
+        m.DEPLOYMENT_COST_PER_MTOK_PHASE,
+        [
+            ((d.name, model, phase), value)
+            for d in deployments
+            for model, rates in d.rates.items()
+            for phase, price in _PHASE_PRICES
+            if (value := price(rates)) is not None
+        ],
+    )

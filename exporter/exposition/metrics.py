@@ -530,6 +530,22 @@ DEPLOYMENT_COST_PER_REQUEST = _m(
     "derived: deployment cost × model share ÷ requests/s",
 )
 
+DEPLOYMENT_COST_PER_MTOK_PHASE = _m(
+    "inference_deployment_cost_per_million_tokens",
+    "gauge",
+    ("deployment", "model", "phase"),
+    f"Cost of one million tokens of the phase (prompt or generation) over every GPU of the deployment, {W}: "
+    "the phase's serving cost (prefill servers' for prompt, decode servers', engines' own split) over its tokens.",
+    "derived: phase serving cost ÷ the deployment's phase tokens/s × 10⁶",
+)
+DEPLOYMENT_JOULES_PER_TOKEN = _m(
+    "inference_deployment_energy_joules_per_token",
+    "gauge",
+    DEPLOYMENT_MODEL,
+    f"GPU energy per prompt-plus-generated token over every GPU of the deployment, {W}.",
+    "derived: deployment power ÷ (prompt + generated tokens/s)",
+)
+
 # The exporter itself
 PRICING_INFO = _m("inference_pricing_info", "info", ("currency",), "The currency of every cost metric.", "config")
 BUILD_INFO = _m(

@@ -184,14 +184,14 @@ def _cost_input(share: GpuShare, prices: _Prices) -> derive.GpuCostInput:
 
 
 def _node_cost(servers: tuple[ServerView, ...], prices: _Prices) -> economics.NodeCost | None:
-    """The cost of every GPU read, and the part no server that is up claims; ``None`` without a reading."""
+    """The cost of every GPU read, and the part no server that is up (or worker) claims; ``None`` without a reading."""
     gpus = prices.gpus
     if gpus is None or gpus.reading is None:
         return None
     energy = prices.pricing.energy_cost_per_kwh
     claimed: dict[str, float] = {}
     unread: list[float] = []
-    for share in (share for s in servers if s.sample is not None for share in s.gpus):
+    for share in (share for s in servers if s.priced for share in s.gpus):  # workers claim their GPUs too
         claimed[share.uuid] = claimed.get(share.uuid, 0.0) + share.weight
         if share.uuid not in prices.names:
             item = _cost_input(share, prices)

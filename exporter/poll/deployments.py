@@ -12,17 +12,24 @@ in ``rules/deployments.py`` compute the same across nodes):
   cost is not served while it is down, per server or here);
 - cost per request splits the deployment's cost between its models by generation tokens/s, as a
   server's cost is split (``derive.model_shares``);
+- the price per million tokens of each phase is that phase's serving cost (cost less idle cost) over
+  the deployment's tokens of that phase: a prefill server's serving cost is all prompt work, a decode
+  server's all generation work, an engine's split as its own prices say; the serving cost of servers
+  with no phase of their own (workers, a frontend with GPUs) is spread over the two in proportion;
+- energy per token is the power of every server over the deployment's prompt plus generated tokens;
 - a deployment whose servers are on several nodes (``spans_nodes``) is left to the fleet rules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from exporter import derive
 from exporter.config.model import DeploymentConfig
 from exporter.model import DeploymentRates, DeploymentView, ModelRates, ServerView
 
+PER_MILLION = 1e6
 COUNTING_ROLES = ("engine", "decode")
 """Roles that count requests and tokens when the deployment has no frontend."""
 
@@ -51,8 +58,8 @@ def counting_servers(members: Sequence[ServerView]) -> list[ServerView]:
 def view(name: str, members: Sequence[ServerView]) -> DeploymentView:
     """One deployment's figures from its servers."""
     gpus = sum(len(s.gpus) for s in members)
-    costs = [s.cost_per_second for s in members if s.priced and s.cost_per_second is not None]
-    cost = sum(costs) if costs else None
+    cost = _known_sum(s.cost_per_second for s in members if s.priced)
+    power = _known_sum(s.power_watts for s in members if s.priced)
     counting = counting_servers(members)
     models = list(dict.fromkeys(model for s in counting for model in s.rates))
     generation = {m: _sum(s.rates.get(m) for s in counting)(_generation) for m in models}
@@ -61,7 +68,9 @@ def view(name: str, members: Sequence[ServerView]) -> DeploymentView:
         m: _rates(m, counting, generation[m], gpus=gpus, cost=cost * shares[m] if cost is not None else None)
         for m in models
     }
-    return DeploymentView(name=name, gpus=gpus, cost_per_second=cost, rates=rates)
+    phases = phase_costs(members)
+    rates = _with_phase_prices(rates, phases, power)
+    return DeploymentView(name, gpus, cost, rates, power_watts=power, phase_costs=phases)
 
 
 def _rates(
@@ -77,6 +86,72 @@ def _rates(
         generation_tokens_per_second_per_gpu=derive.ratio(generation, gpus),
         cost_per_request=derive.ratio(cost, requests),
     )
+
+
+def serving_cost(server: ServerView) -> float | None:
+    """What a server's GPUs cost while it served: its cost less its idle cost (as served)."""
+    if not server.priced or server.cost_per_second is None:
+        return None
+    return max(server.cost_per_second - (server.idle_cost_per_second or 0.0), 0.0)
+
+
+def phase_costs(members: Sequence[ServerView]) -> tuple[float, float] | None:
+    """The (prompt, generation) serving cost per second of a deployment; ``None`` when no phase is known."""
+    prompt = generation = everything = 0.0
+    for server in members:
+        serving = serving_cost(server)
+        if serving is None:
+            continue
+        everything += serving
+        if server.role == "prefill":
+            prompt += serving
+        elif server.role == "decode":
+            generation += serving
+        elif server.role == "engine":
+            engine_prompt, engine_generation = engine_phase_costs(server)
+            prompt, generation = prompt + engine_prompt, generation + engine_generation
+    known = prompt + generation
+    if known <= 0:
+        return None
+    scale = everything / known  # workers' and frontends' serving cost, spread over the two phases
+    return prompt * scale, generation * scale
+
+
+def engine_phase_costs(server: ServerView) -> tuple[float, float]:
+    """An engine's serving cost per second of each phase, from its own prices and tokens/s."""
+    prompt = generation = 0.0
+    for rates in server.rates.values():
+        if rates.prompt_cost_per_million_tokens is not None and rates.prompt_tokens_per_second is not None:
+            prompt += rates.prompt_cost_per_million_tokens * rates.prompt_tokens_per_second / PER_MILLION
+        if rates.generation_cost_per_million_tokens is not None and rates.generation_tokens_per_second is not None:
+            generation += rates.generation_cost_per_million_tokens * rates.generation_tokens_per_second / PER_MILLION
+    return prompt, generation
+
+
+def _with_phase_prices(
+    rates: dict[str, DeploymentRates], phases: tuple[float, float] | None, power: float | None
+) -> dict[str, DeploymentRates]:
+    """Every model's rates with the deployment's price per million tokens of each phase and energy per token."""
+    prompt_tokens = _known_sum(r.prompt_tokens_per_second for r in rates.values())
+    generated = _known_sum(r.generation_tokens_per_second for r in rates.values())
+    tokens = _known_sum((prompt_tokens, generated))
+    prompt_price = derive.ratio(phases[0] if phases else None, prompt_tokens, scale=PER_MILLION)
+    generation_price = derive.ratio(phases[1] if phases else None, generated, scale=PER_MILLION)
+    energy = derive.ratio(power, tokens)
+    return {
+        model: dataclasses.replace(
+            r,
+            prompt_cost_per_million_tokens=prompt_price,
+            generation_cost_per_million_tokens=generation_price,
+            energy_joules_per_token=energy,
+        )
+        for model, r in rates.items()
+    }
+
+
+def _known_sum(values: Iterable[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return sum(known) if known else None
 
 
 def _generation(rates: ModelRates) -> float | None:
