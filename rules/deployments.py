@@ -51,6 +51,11 @@ def counting(matchers: str = "") -> str:
     return f"{info(matchers, 'frontend')}\n  or ({info(matchers, 'engine|decode')} unless on(deployment) {frontends})"
 
 
+def counted_elsewhere(matchers: str = "") -> str:
+    """The join key of the servers whose requests and tokens their deployment counts from others."""
+    return f"{info(matchers)} unless on({SERVER}) ({counting(matchers)})"
+
+
 def by_deployment(metric: str, servers: str, keep: str = "deployment") -> str:
     """``metric`` of the servers whose join key is ``servers``, summed per ``keep`` labels."""
     labels = ", ".join(label for label in ("deployment", "role") if label in keep)
@@ -60,6 +65,11 @@ def by_deployment(metric: str, servers: str, keep: str = "deployment") -> str:
 def counting_rules() -> list[Rule]:
     """Which servers count their deployment's requests and tokens (run before every sum that uses them)."""
     return [_record(COUNTS, counting()), _record(ELSEWHERE, f"{INFO} unless on({SERVER}) {COUNTS}")]
+
+
+def once(series: str, matchers: str = "") -> str:
+    """``series`` less the servers whose requests and tokens their deployment counts from others."""
+    return f"({series} unless on({SERVER}) ({counted_elsewhere(matchers)}))"
 
 
 def figure_rules() -> list[Rule]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from rules import deployments
-from rules.deployments import ELSEWHERE, INFO
+from rules.deployments import COUNTS, ELSEWHERE, INFO
 from rules.settings import Settings
 
 SERVER = "job, instance, server"
@@ -136,14 +136,19 @@ PHASE_TOKENS = {"prompt": "inference_prompt_tokens_per_second", "generation": "i
 
 
 def _phase_sum(operator: str) -> str:
-    """Per model and phase, the phase's tokens/s ``and`` or ``*`` its price, over every server that prices it."""
-    parts = [
-        f"sum by (model, phase) (\n"
-        f'  label_replace({tokens}, "phase", "{phase}", "", "")\n'
-        f"    {operator} on({MODEL}, phase) inference_cost_per_million_tokens\n"
-        ")"
-        for phase, tokens in PHASE_TOKENS.items()
-    ]
+    """Per model and phase, the phase's tokens/s (``and``) or its cost (``*`` its price), each request once.
+
+    Cost: every server that prices the phase. Tokens: those servers' tokens, less those of servers
+    whose deployment's frontend already counted them, plus the tokens of the servers that count
+    their deployment's requests (a frontend has no GPUs and no price of its own).
+    """
+    parts = []
+    for phase, tokens in PHASE_TOKENS.items():
+        phased = f'label_replace({tokens}, "phase", "{phase}", "", "")'
+        priced = f"{phased}\n    {operator} on({MODEL}, phase) inference_cost_per_million_tokens"
+        if operator == "and":
+            priced = f"({priced}\n    {ONCE})\n  or ({phased} and on({SERVER}) {COUNTS})"
+        parts.append(f"sum by (model, phase) (\n  {priced}\n)")
     if operator == "*":
         parts = [f"{part} / 1e6" for part in parts]
     return "\nor ".join(parts)
@@ -177,7 +182,7 @@ def _efficiency() -> list[Rule]:
         _record(
             ":inference_energy_joules_per_token:ratio",
             "sum(inference_server_power_watts)\n"
-            "  / ((sum(inference_prompt_tokens_per_second) or vector(0))"
+            f"  / ((sum(inference_prompt_tokens_per_second {ONCE}) or vector(0))"
             " + :inference_generation_tokens_per_second:sum > 0)",
         ),
         _record(
