@@ -139,7 +139,9 @@ EXPECTED = {
     },
     # KV cache: the largest of the four pids (1907's stale value), never their sum
     "vllm-0.11-api-server-count-4-reconstructed.prom": {
-        "Qwen/Qwen3-8B": values(500.0, 298.0, 0.0 + 4.0 + 1.0, 0.0, 0.0, 0.0031446540880503146, prompt_cached_tokens=192.0)
+        "Qwen/Qwen3-8B": values(
+            500.0, 298.0, 0.0 + 4.0 + 1.0, 0.0, 0.0, 0.0031446540880503146, prompt_cached_tokens=192.0
+        )
     },
 }
 """Exact normalized values per fixture and model (llama.cpp's are asserted by its own adapter's tests)."""
