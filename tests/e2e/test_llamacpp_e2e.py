@@ -42,7 +42,8 @@ POLL, SPAN = 0.5, 2.2
 """The exporter's poll_interval and rate_window, in seconds."""
 SERVER = "llama"
 LONG = 1500
-MIXED = [LONG, *([64, 448, 160, 320, 96, 384, 224, 512, 128] * 3)]
+MIXED = [LONG, *([64, 448, 160, 320, 96, 384, 224, 512, 128] * 6)]
+"""Enough tokens that the load lasts several rate windows however fast the machine (at least 3 are compared)."""
 AFTER_RESTART = [256, 96, 320, 160, 512, 64, 224, 128]
 RATE_TOLERANCE = 0.05
 SPIKE_FACTOR = 1.5
