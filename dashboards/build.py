@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dashboards import cost, fleet, gpu, server
+from dashboards import cost, deployment, fleet, gpu, server
 from dashboards.grafana import Json
 
 DASHBOARDS_DIR = Path(__file__).parent
-BUILDERS: tuple[Callable[[], Json], ...] = (fleet.build, server.build, gpu.build, cost.build)
+BUILDERS: tuple[Callable[[], Json], ...] = (fleet.build, server.build, gpu.build, cost.build, deployment.build)
 
 
 def all_dashboards() -> list[Json]:

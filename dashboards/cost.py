@@ -26,6 +26,7 @@ from dashboards.grafana import (
     target,
     timeseries,
 )
+from rules.deployments import counting, once
 
 UID = "inference-cost"
 HOUR = 3600
@@ -42,14 +43,17 @@ PHASE_TOKENS = {"prompt": "inference_prompt_tokens_per_second", "generation": "i
 
 
 def price(phase: str, by: str = "") -> str:
-    """The cost of a million tokens of ``phase``, averaged over the selected models by that phase's tokens/s."""
+    """The cost of a million tokens of ``phase``: every priced server's cost of it over its tokens, each once.
+
+    The tokens of a server whose deployment's frontend counted them are left out, and the
+    frontend's (which has no price of its own) come in, as the fleet rules count them.
+    """
     group = f" by ({by})" if by else ""
     prices = f'inference_cost_per_million_tokens{{{MODEL}, phase="{phase}"}}'
     tokens = f"{PHASE_TOKENS[phase]}{{{MODEL}}}"
-    return (
-        f"sum{group} ({prices} * on({MODEL_LABELS}) group_left() {tokens})"
-        f" / sum{group} ({tokens} and on({MODEL_LABELS}) {prices})"
-    )
+    priced = once(f"({tokens} and on({MODEL_LABELS}) {prices})", NODE)
+    counted = f"{priced} or ({tokens} and on({SERVER_LABELS}) ({counting(NODE)}))"
+    return f"sum{group} ({prices} * on({MODEL_LABELS}) group_left() {tokens}) / sum{group} ({counted})"
 
 
 def per_model(metric: str) -> str:
@@ -60,7 +64,7 @@ def per_model(metric: str) -> str:
 ALL_TOKENS = (
     f"({per_model('inference_prompt_tokens_per_second')} + {per_model('inference_generation_tokens_per_second')})"
 )
-"""Prompt plus generated tokens/s, per model."""
+"""Prompt plus generated tokens/s, per model (each server's own: a weight for its per-token figures)."""
 
 
 def weighted(metric: str, weights: str, by: str = "") -> str:

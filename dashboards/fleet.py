@@ -27,12 +27,20 @@ from dashboards.grafana import (
     target,
     timeseries,
 )
+from rules.deployments import once
 
 UID = "inference-fleet"
 TPS = f"inference_generation_tokens_per_second{{{MODEL}}}"
 REQUESTS_RATE = f"inference_requests_per_second{{{MODEL}}}"
-GPUS_SERVING = f"inference_server_gpus{{{SERVER}}} and on(job, instance, server) {TPS}"
-"""GPUs of the servers that generate for the selected models (each server once)."""
+TPS_ONCE = once(TPS, NODE)
+"""Tokens/s of the selected servers, each request once: not again from a prefill or decode server
+whose deployment's frontend already counted it (``docs/deployments.md``)."""
+REQUESTS_ONCE = once(REQUESTS_RATE, NODE)
+GPUS_SERVING = (
+    f"inference_server_gpus{{{SERVER}}} and on(job, instance, server)"
+    f" ({TPS} or inference_server_deployment_info{{{NODE}}})"
+)
+"""GPUs of the servers that generate for the selected models, or belong to a deployment (each server once)."""
 GPUS_BY_MODEL = (
     f"inference_server_gpus{{{SERVER}}} * on(job, instance, server) group_right()"
     f" group by (job, instance, server, model) ({TPS})"
@@ -52,13 +60,13 @@ def _now() -> list[Panel | Row]:
             "Generation tokens/s",
             "Tokens generated per second by the selected servers.",
             TOKENS_PER_SECOND,
-            target(f"sum({TPS})"),
+            target(f"sum({TPS_ONCE})"),
         ),
         stat(
             "Tokens/s per GPU",
             "Generation tokens/s divided by the GPUs of the servers that produce them.",
             TOKENS_PER_SECOND,
-            target(f"sum({TPS}) / sum({GPUS_SERVING})"),
+            target(f"sum({TPS_ONCE}) / sum({GPUS_SERVING})"),
         ),
         stat(
             "Cost per 1M tokens",
@@ -72,7 +80,7 @@ def _now() -> list[Panel | Row]:
             CURRENCY_UNIT,
             target(weighted("inference_cost_per_request", REQUESTS_RATE)),
         ),
-        stat("Requests/s", "Requests finished per second.", REQUESTS_PER_SECOND, target(f"sum({REQUESTS_RATE})")),
+        stat("Requests/s", "Requests finished per second.", REQUESTS_PER_SECOND, target(f"sum({REQUESTS_ONCE})")),
         stat(
             "Waiting requests",
             "Requests queued and not yet scheduled, over all selected servers.",
@@ -103,19 +111,19 @@ def _throughput() -> list[Panel | Row]:
             "Generation tokens/s by model",
             "Tokens generated per second, summed over every server of each model.",
             TOKENS_PER_SECOND,
-            target(f"sum by (model) ({TPS})", "{{model}}"),
+            target(f"sum by (model) ({TPS_ONCE})", "{{model}}"),
         ),
         timeseries(
             "Tokens/s per GPU by model",
             "Each model's generation tokens/s divided by the GPUs of the servers that serve it.",
             TOKENS_PER_SECOND,
-            target(f"sum by (model) ({TPS}) / sum by (model) ({GPUS_BY_MODEL})", "{{model}}"),
+            target(f"sum by (model) ({TPS_ONCE}) / sum by (model) ({GPUS_BY_MODEL})", "{{model}}"),
         ),
         timeseries(
             "Requests/s by model",
             "Requests finished per second.",
             REQUESTS_PER_SECOND,
-            target(f"sum by (model) ({REQUESTS_RATE})", "{{model}}"),
+            target(f"sum by (model) ({REQUESTS_ONCE})", "{{model}}"),
         ),
         timeseries(
             "Queue by model",

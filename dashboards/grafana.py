@@ -66,6 +66,7 @@ VARIABLES = {
     "server": Variable("server", f"inference_server_up{{{NODE}}}"),
     "model": Variable("model", f"inference_generation_tokens_total{{{SERVER}}}"),
     "gpu": Variable("gpu", f"inference_gpu_info{{{NODE}}}"),
+    "deployment": Variable("deployment", f"inference_server_deployment_info{{{NODE}}}"),
 }
 """The chain: each variable's selector uses only the variables before it."""
 

@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="{demo,inspect}")
-    demo = commands.add_parser("demo", help="run against a simulated 8× H100 node with a vLLM and an SGLang server")
+    demo = commands.add_parser(
+        "demo", help="run against a simulated 10× H100 node: vLLM, SGLang and a prefill/decode deployment"
+    )
     demo.add_argument("--seed", type=int, default=1, help="varies the simulated load (default 1)")
     _common(demo, suppress=True)
     inspect = commands.add_parser("inspect", help="parse one /metrics body and print the normalized values")

@@ -306,14 +306,14 @@ def _one_model_rates(
         prompt_tokens_per_second=rate(windows.prompt_tokens),
         generation_tokens_per_second=generation,
         requests_per_second=requests,
-        generation_tokens_per_second_per_gpu=_ratio(generation, economics.gpu_count),
-        cost_per_request=_ratio(cost, requests),
-        cost_per_million_generation_tokens=_ratio(cost, generation, scale=1e6),
-        energy_joules_per_generation_token=_ratio(power, generation),
+        generation_tokens_per_second_per_gpu=ratio(generation, economics.gpu_count),
+        cost_per_request=ratio(cost, requests),
+        cost_per_million_generation_tokens=ratio(cost, generation, scale=1e6),
+        energy_joules_per_generation_token=ratio(power, generation),
     )
 
 
-def _ratio(numerator: float | None, denominator: float | None, *, scale: float = 1.0) -> float | None:
+def ratio(numerator: float | None, denominator: float | None, *, scale: float = 1.0) -> float | None:
     """``numerator / denominator × scale``; ``None`` when undefined or not finite (checked after scaling)."""
     if numerator is None or denominator is None or denominator <= 0:
         return None

@@ -313,6 +313,55 @@ class ServerView:
     """The part of ``cost_per_second`` spent while the server ran no request and produced no token."""
     cost_split: str | None = None
     """How the serving cost was split between prompt and generation: ``gpu_time`` or ``token_weight``."""
+    deployment: str = ""
+    """The deployment it belongs to, ``""`` for none."""
+    role: str = "engine"
+    """Its role there; a ``worker`` (GPUs without ``/metrics``) is never polled and has no ``up``."""
+
+    @property
+    def priced(self) -> bool:
+        """Whether its cost and power are served: while it is up, and always for a worker."""
+        return self.sample is not None or self.role == "worker"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRates:
+    """Values derived for one deployment and model over the rate window, each request counted once.
+
+    Requests and tokens come from its frontends when it has one, else from the servers that finish
+    requests (``decode`` and plain ``engine`` servers); GPUs and cost from every server in it.
+    ``None``: undefined, left out.
+    """
+
+    prompt_tokens_per_second: float | None = None
+    generation_tokens_per_second: float | None = None
+    requests_per_second: float | None = None
+    generation_tokens_per_second_per_gpu: float | None = None
+    """Over every GPU of the deployment, prefill and workers included."""
+    cost_per_request: float | None = None
+    prompt_cost_per_million_tokens: float | None = None
+    """The deployment's prompt-phase serving cost over its prompt tokens, × 10⁶."""
+    generation_cost_per_million_tokens: float | None = None
+    """The deployment's generation-phase serving cost over its generated tokens, × 10⁶."""
+    energy_joules_per_token: float | None = None
+    """Its GPUs' power over its prompt plus generated tokens/s."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentView:
+    """A deployment whose servers are all on this node, seen as a whole."""
+
+    name: str
+    gpus: int
+    """GPUs of all its servers (the sum of their ``inference_server_gpus``)."""
+    cost_per_second: float | None
+    """What its GPUs cost per second, ``None`` when none of its servers has GPUs attributed."""
+    rates: Mapping[str, DeploymentRates]
+    """Per model, as the counting servers name it."""
+    power_watts: float | None = None
+    """Its servers' share of their GPUs' power, ``None`` when none is known."""
+    phase_costs: tuple[float, float] | None = None
+    """Serving cost per second of the (prompt, generation) phases (``poll.deployments.phase_costs``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +433,8 @@ class Snapshot:
     """The kubelet pod-resources API; ``None`` when Kubernetes attribution is off."""
     missed_polls: int = 0
     """Counter: polls skipped since the start because the one before overran its interval."""
+    deployments: tuple[DeploymentView, ...] = ()
+    """Deployments whose servers are all on this node (not ``spans_nodes``)."""
     loop_errors: tuple[tuple[str, int], ...] = ()
     """Counter per loop (``servers``, ``gpu_fast``, ...): iterations that failed and were survived."""
     node_cost_per_second: float | None = None

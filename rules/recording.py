@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rules import deployments
+from rules.deployments import COUNTS, ELSEWHERE, INFO
 from rules.settings import Settings
 
 SERVER = "job, instance, server"
@@ -27,15 +29,33 @@ def _record(name: str, expr: str) -> Rule:
 
 
 def fleet_rules() -> list[Rule]:
-    """Tokens/s, tokens/s per GPU, cost and energy per token, per model and for the whole fleet; cost by state."""
-    return [*_per_model(), *_whole_fleet(), *_cost_by_state(), *_per_phase(), *_efficiency()]
+    """Tokens/s, tokens/s per GPU, cost and energy per token, per model, for the whole fleet, per deployment;
+    cost by state.
+
+    Rules of one group run in order: which servers count their deployment's requests comes first,
+    so that the sums below count each request once (a frontend and its engines both see it).
+    """
+    return [
+        *deployments.counting_rules(),
+        *_per_model(),
+        *_whole_fleet(),
+        *_cost_by_state(),
+        *_per_phase(),
+        *_efficiency(),
+        *deployments.figure_rules(),
+        *deployments.phase_rules(),
+    ]
+
+
+ONCE = f"unless on({SERVER}) {ELSEWHERE}"
+"""Leaves out the servers whose requests and tokens their deployment's frontend already counts."""
 
 
 def _per_model() -> list[Rule]:
     return [
         _record(
             "model:inference_generation_tokens_per_second:sum",
-            "sum by (model) (inference_generation_tokens_per_second)",
+            f"sum by (model) (inference_generation_tokens_per_second {ONCE})",
         ),
         # GPUs of each server that generates for a model (a server with two models counts for both)
         _record(
@@ -50,7 +70,7 @@ def _per_model() -> list[Rule]:
             "model:inference_generation_tokens_per_second_per_gpu:ratio",
             "model:inference_generation_tokens_per_second:sum\n  / (model:inference_server_gpus:sum > 0)",
         ),
-        _record("model:inference_requests_per_second:sum", "sum by (model) (inference_requests_per_second)"),
+        _record("model:inference_requests_per_second:sum", f"sum by (model) (inference_requests_per_second {ONCE})"),
         _record(
             "model:inference_cost_per_second:sum",
             "sum by (model) (\n"
@@ -70,10 +90,11 @@ def _per_model() -> list[Rule]:
 
 def _whole_fleet() -> list[Rule]:
     return [
-        _record(":inference_generation_tokens_per_second:sum", "sum(inference_generation_tokens_per_second)"),
+        _record(":inference_generation_tokens_per_second:sum", f"sum(inference_generation_tokens_per_second {ONCE})"),
+        # GPUs of the servers that generate, and of every server in a deployment (workers have no rates)
         _record(
             ":inference_server_gpus:sum",
-            f"sum(\n  inference_server_gpus\n  and on({SERVER}) inference_generation_tokens_per_second\n)",
+            f"sum(\n  inference_server_gpus\n  and on({SERVER}) (inference_generation_tokens_per_second or {INFO})\n)",
         ),
         _record(
             ":inference_generation_tokens_per_second_per_gpu:ratio",
@@ -115,14 +136,19 @@ PHASE_TOKENS = {"prompt": "inference_prompt_tokens_per_second", "generation": "i
 
 
 def _phase_sum(operator: str) -> str:
-    """Per model and phase, the phase's tokens/s ``and`` or ``*`` its price, over every server that prices it."""
-    parts = [
-        f"sum by (model, phase) (\n"
-        f'  label_replace({tokens}, "phase", "{phase}", "", "")\n'
-        f"    {operator} on({MODEL}, phase) inference_cost_per_million_tokens\n"
-        ")"
-        for phase, tokens in PHASE_TOKENS.items()
-    ]
+    """Per model and phase, the phase's tokens/s (``and``) or its cost (``*`` its price), each request once.
+
+    Cost: every server that prices the phase. Tokens: those servers' tokens, less those of servers
+    whose deployment's frontend already counted them, plus the tokens of the servers that count
+    their deployment's requests (a frontend has no GPUs and no price of its own).
+    """
+    parts = []
+    for phase, tokens in PHASE_TOKENS.items():
+        phased = f'label_replace({tokens}, "phase", "{phase}", "", "")'
+        priced = f"{phased}\n    {operator} on({MODEL}, phase) inference_cost_per_million_tokens"
+        if operator == "and":
+            priced = f"({priced}\n    {ONCE})\n  or ({phased} and on({SERVER}) {COUNTS})"
+        parts.append(f"sum by (model, phase) (\n  {priced}\n)")
     if operator == "*":
         parts = [f"{part} / 1e6" for part in parts]
     return "\nor ".join(parts)
@@ -156,7 +182,7 @@ def _efficiency() -> list[Rule]:
         _record(
             ":inference_energy_joules_per_token:ratio",
             "sum(inference_server_power_watts)\n"
-            "  / ((sum(inference_prompt_tokens_per_second) or vector(0))"
+            f"  / ((sum(inference_prompt_tokens_per_second {ONCE}) or vector(0))"
             " + :inference_generation_tokens_per_second:sum > 0)",
         ),
         _record(

@@ -10,6 +10,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.serve.status.deployments import ROW_SPECS, WHOLE_SPECS
 from exporter.serve.status.figures import (
     GPU_SPECS,
     MODEL_SPECS,
@@ -20,7 +21,15 @@ from exporter.serve.status.figures import (
     display,
 )
 
-ALL_SPECS: tuple[Spec[Any], ...] = (*NODE_SPECS, *SERVER_COST_SPECS, *PRICE_SPECS, *MODEL_SPECS, *GPU_SPECS)
+ALL_SPECS: tuple[Spec[Any], ...] = (
+    *NODE_SPECS,
+    *SERVER_COST_SPECS,
+    *PRICE_SPECS,
+    *MODEL_SPECS,
+    *GPU_SPECS,
+    *ROW_SPECS,
+    *WHOLE_SPECS,
+)
 SPECS: dict[str, Spec[Any]] = {spec.metric.name: spec for spec in ALL_SPECS}
 """Each figure's spec by its metric (the two prices of a phase share their metric and their text)."""
 
@@ -69,7 +78,7 @@ def html_figures(page: str) -> list[ShownFigure]:
 
 def json_figures(status: dict[str, Any]) -> list[ShownFigure]:
     """Every figure of an ``/api/v1/status`` document, in page order."""
-    cards = [*status["cost"], *status["models"], *status["gpus"]]
+    cards = [*status["cost"], *status["deployments"], *status["models"], *status["gpus"]]
     return [ShownFigure(f["metric"], f["labels"], f["value"], f["display"]) for card in cards for f in card["figures"]]
 
 

@@ -20,7 +20,7 @@ from dashboards.build import documents
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_DIR = ROOT / "dashboards"
 COMMITTED = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(DASHBOARD_DIR.glob("*.json"))}
-CHAIN = ("job", "instance", "server", "model", "gpu")
+CHAIN = ("job", "instance", "server", "model", "gpu", "deployment")
 
 
 def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
@@ -52,9 +52,9 @@ def test_the_generator_runs_as_a_module(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(COMMITTED)
 
 
-def test_there_are_fleet_server_gpu_and_cost_dashboards_with_fixed_uids_and_tags() -> None:
+def test_there_are_fleet_server_gpu_cost_and_deployment_dashboards_with_fixed_uids_and_tags() -> None:
     uids = {board["uid"] for board in COMMITTED.values()}
-    assert uids == {"inference-fleet", "inference-server", "inference-gpu", "inference-cost"}
+    assert uids == {"inference-fleet", "inference-server", "inference-gpu", "inference-cost", "inference-deployment"}
     for name, board in COMMITTED.items():
         assert name == f"{board['uid']}.json"
         assert "inference-throughput-exporter" in board["tags"]

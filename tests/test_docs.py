@@ -41,7 +41,8 @@ def test_readme_is_a_front_door_that_reads_in_five_minutes() -> None:
     lines = README.read_text(encoding="utf-8").splitlines()
     assert len(lines) < README_LINES_LIMIT
     assert lines[3:5] == [
-        "make demo   # run the exporter against a simulated 8× H100 node with vLLM and SGLang; prints the URL",
+        "make demo   # run the exporter against a simulated 10× H100 node: vLLM, SGLang, a prefill/decode pair;"
+        " prints the URL",
         "make test   # every check CI runs: ruff, mypy --strict, and the whole test suite",
     ]
     for page in DOCS:

@@ -2,8 +2,9 @@
 
 One Prometheus (scrape and rule interval 1 s, the committed rule files loaded) scrapes:
 
-- three demo exporters (seeds 1, 2, 3: each 8 simulated H100s, a vLLM and an SGLang server that
-  share their names across the three, and two GPUs no server claims), for the fleet;
+- three demo exporters (seeds 1, 2, 3: each 10 simulated H100s, a vLLM and an SGLang server, a
+  prefill/decode deployment behind a Dynamo frontend, all named alike across the three, and a GPU no
+  server claims), for the fleet;
 - GPU-only exporters on the ``mig`` scenario (with GPM profiling on) and the ``xid`` scenario, for
   the MIG, GPM and XID panels;
 - an exporter whose one server is unreachable and whose NVML is missing, and a target where nothing
@@ -249,29 +250,58 @@ class Parts:
         return sum(self.tokens.values())
 
 
+def counted_elsewhere(prometheus: PrometheusProcess, at: float) -> set[tuple[str, str]]:
+    """(instance, server) of the servers whose requests and tokens their deployment counts from another.
+
+    A deployment with a frontend counts from its frontends; one without, from its decode and engine
+    servers. The others (prefill, workers, engines behind a frontend) must not be counted again.
+    """
+    members = [s["metric"] for s in _at(prometheus, "inference_server_deployment_info", at)]
+    fronted = {m["deployment"] for m in members if m["role"] == "frontend"}
+    counting = {"frontend"}, {"engine", "decode"}
+    return {
+        (m["instance"], m["server"])
+        for m in members
+        if m["role"] not in (counting[0] if m["deployment"] in fronted else counting[1])
+    }
+
+
 def parts_at(prometheus: PrometheusProcess, at: float) -> Parts:
     """The per-exporter series at ``at``, and their sums as the recording rules define them."""
-    tps = _at(prometheus, "inference_generation_tokens_per_second", at)
+    elsewhere = counted_elsewhere(prometheus, at)
+    assert elsewhere, "the demo's deployment has servers its frontend counts for"
+    all_tps = _at(prometheus, "inference_generation_tokens_per_second", at)
+    tps = [s for s in all_tps if (s["metric"]["instance"], s["metric"]["server"]) not in elsewhere]
+    requests = [
+        s
+        for s in _at(prometheus, "inference_requests_per_second", at)
+        if (s["metric"]["instance"], s["metric"]["server"]) not in elsewhere
+    ]
     cpm = _by(_at(prometheus, "inference_cost_per_million_generation_tokens", at), "instance", "server", "model")
     gpus = _by(_at(prometheus, "inference_server_gpus", at), "instance", "server")
     model_cost: dict[str, float] = defaultdict(float)
     model_gpus: dict[str, float] = defaultdict(float)
     serving: set[tuple[str, str]] = set()
-    for s in tps:
+    for s in all_tps:  # every server's cost and GPUs count, whoever counts its requests
         key = (s["metric"]["instance"], s["metric"]["server"], s["metric"]["model"])
         model_cost[key[2]] += cpm.get(key, 0.0) * _value(s) / 1e6  # no price while nothing was generated
         model_gpus[key[2]] += gpus[key[:2]]
         serving.add(key[:2])
+    serving |= {(m["instance"], m["server"]) for m in _metrics(prometheus, "inference_server_deployment_info", at)}
     return Parts(
         tokens=_sum_by_model(tps),
-        requests=_sum_by_model(_at(prometheus, "inference_requests_per_second", at)),
+        requests=_sum_by_model(requests),
         model_cost=dict(model_cost),
         model_gpus=dict(model_gpus),
         fleet_gpus=sum(gpus[key] for key in serving),
         fleet_cost=sum(_value(s) for s in _at(prometheus, "inference_server_cost_per_second", at)),
         fleet_power=sum(_value(s) for s in _at(prometheus, "inference_server_power_watts", at)),
-        economics=economic_parts(prometheus, at),
+        economics=economic_parts(prometheus, at, elsewhere),
     )
+
+
+def _metrics(prometheus: PrometheusProcess, name: str, at: float) -> list[dict[str, str]]:
+    return [s["metric"] for s in _at(prometheus, name, at)]
 
 
 MODEL_KEY = ("instance", "server", "model")
@@ -281,7 +311,9 @@ def _total(prometheus: PrometheusProcess, name: str, at: float) -> float:
     return sum(_value(s) for s in _at(prometheus, name, at))
 
 
-def economic_parts(prometheus: PrometheusProcess, at: float) -> dict[str, dict[str, float]]:
+def economic_parts(
+    prometheus: PrometheusProcess, at: float, elsewhere: set[tuple[str, str]]
+) -> dict[str, dict[str, float]]:
     """What the cost, phase and efficiency rules must be, from the exporters' series at ``at``."""
     server_cost = _total(prometheus, "inference_server_cost_per_second", at)
     idle = _total(prometheus, "inference_server_idle_cost_per_second", at)
@@ -292,11 +324,17 @@ def economic_parts(prometheus: PrometheusProcess, at: float) -> dict[str, dict[s
     gpus = _by(_at(prometheus, "inference_server_gpus", at), "instance", "server")
     phase_cost: dict[str, float] = defaultdict(float)
     phase_tokens: dict[str, float] = defaultdict(float)
+    priced: set[tuple[tuple[str, ...], str]] = set()
     for s in _at(prometheus, "inference_cost_per_million_tokens", at):
         key, phase = tuple(s["metric"][label] for label in MODEL_KEY), s["metric"]["phase"]
         tokens = (prompt if phase == "prompt" else generation)[key]
         phase_cost[phase] += _value(s) * tokens / 1e6
-        phase_tokens[phase] += tokens
+        priced.add((key, phase))
+    for phase, rates in (("prompt", prompt), ("generation", generation)):
+        for key, tokens in rates.items():  # each request's tokens once: priced servers', and the frontends'
+            counted = key[:2] not in elsewhere
+            if counted and ((key, phase) in priced or _role(prometheus, at, key[:2]) == "frontend"):
+                phase_tokens[phase] += tokens
     return {
         ":inference_node_cost_per_second:sum": {"": _total(prometheus, "inference_node_cost_per_second", at)},
         "state:inference_gpu_cost_per_second:sum": {
@@ -313,12 +351,22 @@ def economic_parts(prometheus: PrometheusProcess, at: float) -> dict[str, dict[s
         },
         ":inference_energy_joules_per_token:ratio": {
             "": _total(prometheus, "inference_server_power_watts", at)
-            / (sum(prompt.values()) + sum(generation.values()))
+            / (
+                sum(v for k, v in prompt.items() if k[:2] not in elsewhere)
+                + sum(v for k, v in generation.items() if k[:2] not in elsewhere)
+            )
         },
         ":inference_model_flops_utilization:ratio": {
             "": sum(mfu[k] * gpus[k[:2]] for k in mfu) / sum(gpus[k[:2]] for k in mfu)
         },
     }
+
+
+def _role(prometheus: PrometheusProcess, at: float, server: tuple[str, str]) -> str:
+    for m in _metrics(prometheus, "inference_server_deployment_info", at):
+        if (m["instance"], m["server"]) == server:
+            return m["role"]
+    return ""
 
 
 def expected_rules(parts: Parts) -> dict[str, dict[str, float]]:
@@ -368,7 +416,7 @@ def test_fleet_recording_rules_equal_the_sum_of_the_exporters(stack: Stack) -> N
     parts = parts_at(prometheus, at)
     instances = {s["metric"]["instance"] for s in _at(prometheus, "inference_generation_tokens_per_second", at)}
     assert instances == demo_instances
-    assert len(parts.tokens) == 2
+    assert len(parts.tokens) == 3  # llama-70b, qwen-32b and the deployment's model
     for name, expected in expected_rules(parts).items():
         got = {_rule_key(s["metric"]): _value(s) for s in _at(prometheus, name, at)}
         assert got.keys() == expected.keys(), name

@@ -141,10 +141,10 @@ def test_the_status_page_refreshes_itself_and_matches_metrics_at_the_same_moment
     assert {f.metric for f in figures} == set(SPECS), "every kind of figure is on the page"
     assert page["loadedOnce"], "the page reloaded instead of refreshing in place"
     assert page["summary"] == status["summary"]
-    assert re.match(r"\d of 2 servers up · NVML (up, 8 GPUs|down)", page["summary"]), page["summary"]
+    assert re.match(r"\d of 6 servers up · NVML (up, 10 GPUs|down)", page["summary"]), page["summary"]
     assert page["sources"] == [source["display"] for source in status["sources"]]
     slots = status["history"]["slots"]
-    cards = status["cost"] + status["models"] + status["gpus"]
+    cards = status["cost"] + status["deployments"] + status["models"] + status["gpus"]
     drawn = [sparkline(f["history"], slots) for card in cards for f in card["figures"]]
     assert [f["path"] for f in page["figures"]] == drawn, "the script drew other charts than the server would"
     assert all(f["path"].startswith("M") for f in page["figures"] if f["value"]), "a figure without its chart"

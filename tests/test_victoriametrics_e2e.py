@@ -1,6 +1,6 @@
 """The fleet dashboard and the recording rules, asked of a long-term store (VictoriaMetrics).
 
-Three demo exporters (seeds 1, 2, 3: simulated nodes of 8 H100s and two vLLM servers each) are
+Three demo exporters (seeds 1, 2, 3: simulated nodes of 10 H100s: vLLM, SGLang and a prefill/decode deployment each) are
 scraped by one Prometheus (1 s scrapes) that evaluates the shipped rule files, unchanged, and
 remote-writes everything to a real VictoriaMetrics, with the ``remote_write`` block of
 docs/long-term-storage.md. Every panel query of the fleet dashboard (its variables resolved

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from exporter.config import deployments
 from exporter.config.kubernetes import EXTRA_HINT, grpc_installed
 from exporter.config.model import Config, ServerConfig
 
@@ -29,7 +30,12 @@ class Entry:
 
 def problems(config: Config, entries: Sequence[Entry]) -> list[Problem]:
     """Every cross-field problem of ``config``, whose server entries are ``entries``."""
-    return [*_intervals(config), *_kubernetes(config), *_servers(config, entries)]
+    return [
+        *_intervals(config),
+        *_kubernetes(config),
+        *_servers(config, entries),
+        *deployments.problems(config, entries),
+    ]
 
 
 def _intervals(config: Config) -> Iterator[Problem]:

@@ -15,7 +15,17 @@ from typing import Any
 from exporter.config import checks
 from exporter.config.access import header_pairs, max_connections, readable_file, upstream_tls
 from exporter.config.kubernetes import KUBERNETES_KEYS, absolute_path, pod_selector
-from exporter.config.model import Config, GpuConfig, GpuEnabled, KubernetesConfig, PricingConfig, ServerConfig
+from exporter.config.model import (
+    ROLES,
+    Config,
+    DeploymentConfig,
+    GpuConfig,
+    GpuEnabled,
+    KubernetesConfig,
+    PricingConfig,
+    Role,
+    ServerConfig,
+)
 from exporter.config.read import (
     ConfigError,
     Reader,
@@ -36,7 +46,20 @@ from exporter.config.read import (
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
 _GPU_UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z-]+$")
-_SERVER_KEYS = {"name", "url", "kind", "gpus", "model", "timeout", "pod", "bearer_token_file", "headers", "tls"}
+_SERVER_KEYS = {
+    "name",
+    "url",
+    "kind",
+    "gpus",
+    "model",
+    "timeout",
+    "pod",
+    "bearer_token_file",
+    "headers",
+    "tls",
+    "deployment",
+    "role",
+}
 _TOP_KEYS = {
     "poll_interval",
     "rate_window",
@@ -47,6 +70,7 @@ _TOP_KEYS = {
     "max_series_per_server",
     "kubernetes",
     "max_connections",
+    "deployments",
 }
 
 
@@ -80,6 +104,7 @@ def config_from_data(data: Any, source: str = "config", *, kinds: Collection[str
         max_body_bytes=reader.read(top, "", "max_body_bytes", d.max_body_bytes, positive_int),
         max_connections=reader.read(top, "", "max_connections", d.max_connections, max_connections),
         max_series_per_server=reader.read(top, "", "max_series_per_server", d.max_series_per_server, positive_int),
+        deployments=_deployments(reader, top.get("deployments")),
     )
     for path, problem in checks.problems(config, entries):
         reader.fail(path, problem)
@@ -194,10 +219,11 @@ def _servers(reader: Reader, value: Any, kinds: tuple[str, ...]) -> tuple[tuple[
 def _server(reader: Reader, value: Any, path: str, kinds: tuple[str, ...]) -> tuple[ServerConfig, bool]:
     """The entry as read, and whether it is complete (has a valid name and URL)."""
     data = reader.mapping(value, path, _SERVER_KEYS)
-    for required in ("name", "url"):
+    role = reader.read(data, path, "role", "engine", _role)
+    for required in ("name", "url") if role != "worker" else ("name",):
         if required not in data and isinstance(value, dict):
             reader.fail(join(path, required), "is required")
-    name = reader.read(data, path, "name", None, _server_name)
+    name = reader.read(data, path, "name", None, _name)
     address = reader.read(data, path, "url", None, url)
     server = ServerConfig(
         name=name or "",
@@ -211,8 +237,25 @@ def _server(reader: Reader, value: Any, path: str, kinds: tuple[str, ...]) -> tu
         bearer_token_file=reader.read(data, path, "bearer_token_file", None, readable_file),
         headers=reader.read(data, path, "headers", (), header_pairs),
         tls=reader.read(data, path, "tls", None, upstream_tls),
+        deployment=reader.read(data, path, "deployment", None, _name),
+        role=role,
     )
-    return server, bool(name and address)
+    return server, bool(name and (address or role == "worker"))
+
+
+def _deployments(reader: Reader, value: Any) -> dict[str, DeploymentConfig]:
+    data = reader.mapping(value, "deployments", None)
+    deployments: dict[str, DeploymentConfig] = {}
+    for key, settings in data.items():
+        path = f"deployments.{key}"
+        try:
+            name = _name(key)
+        except ValueError as exc:
+            reader.fail(path, str(exc))
+            continue
+        entry = reader.mapping(settings, path, {"spans_nodes"})
+        deployments[name] = DeploymentConfig(spans_nodes=reader.read(entry, path, "spans_nodes", False, flag))
+    return deployments
 
 
 # -- values ----------------------------------------------------------------------------------------
@@ -257,7 +300,13 @@ def _gpu_list(value: Any) -> tuple[int | str, ...]:
     return tuple(out)
 
 
-def _server_name(value: Any) -> str:
+def _role(value: Any) -> Role:
+    if value not in ROLES:
+        raise ValueError(f"must be one of: {', '.join(ROLES)}")
+    return value  # type: ignore[no-any-return]
+
+
+def _name(value: Any) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
         raise ValueError("must be 1-63 letters, digits, '_', '.', ':' or '-', starting with a letter or digit")
     return value

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 GpuEnabled = Literal["auto", "true", "false"]
+Role = Literal["engine", "prefill", "decode", "frontend", "worker"]
+ROLES: tuple[Role, ...] = ("engine", "prefill", "decode", "frontend", "worker")
+"""What a server does in its deployment (``docs/deployments.md``)."""
+GPU_ROLES: tuple[Role, ...] = ("engine", "prefill", "decode", "worker")
+"""Roles whose GPUs serve the deployment's model."""
 DEFAULT_KUBELET_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"
 DEFAULT_MAX_CONNECTIONS = 100
 
@@ -123,6 +128,23 @@ class ServerConfig:
     """Extra request headers (name, value); values may be secrets and are never logged."""
     tls: UpstreamTls | None = None
     """How an ``https://`` server is verified; ``None``: the system's CAs."""
+    deployment: str | None = None
+    """The deployment the server belongs to (replicas, prefill and decode pools, a frontend)."""
+    role: Role = "engine"
+    """What it does there; ``worker`` is GPUs of the deployment without ``/metrics`` (no ``url``)."""
+
+    @property
+    def polled(self) -> bool:
+        """Whether the server has a ``/metrics`` to poll (every role but ``worker``)."""
+        return self.role != "worker"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    """Settings of one deployment, by its name."""
+
+    spans_nodes: bool = False
+    """Its servers are on several nodes: its figures come from the fleet recording rules only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +163,5 @@ class Config:
     """Most sample lines accepted from one server's body; more marks that server down."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Most upstream connections open at once, over all servers."""
+    deployments: Mapping[str, DeploymentConfig] = field(default_factory=dict)
+    """Per deployment name, where a deployment needs settings (``spans_nodes``)."""

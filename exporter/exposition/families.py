@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 from exporter import __version__
 from exporter.exposition import metrics as m
+from exporter.exposition.deployment_families import deployment_families
 from exporter.exposition.gpu_families import attribution_families, gpu_detail_families, gpu_key
 from exporter.exposition.text import Family, Sample
 from exporter.model import GpuView, ModelRates, ModelSample, ServerView, Snapshot
@@ -22,6 +23,7 @@ def families(snapshot: Snapshot) -> list[Family]:
         *_server_families(snapshot),
         *attribution_families(snapshot),
         *_model_families(snapshot),
+        *deployment_families(snapshot),
         *_gpu_families(snapshot),
         *gpu_detail_families(snapshot),
         *_meta(snapshot),
@@ -30,8 +32,10 @@ def families(snapshot: Snapshot) -> list[Family]:
 
 def _server_families(snapshot: Snapshot) -> Iterator[Family]:
     servers = snapshot.servers
+    polled = [s for s in servers if s.role != "worker"]  # a worker has no /metrics: no up, no poll
     up = [s for s in servers if s.sample is not None]
-    yield m.SERVER_UP, [((s.name,), 1.0 if s.status.up else 0.0) for s in servers]
+    priced = [s for s in servers if s.priced]
+    yield m.SERVER_UP, [((s.name,), 1.0 if s.status.up else 0.0) for s in polled]
     yield (
         m.SERVER_INFO,
         [
@@ -43,15 +47,15 @@ def _server_families(snapshot: Snapshot) -> Iterator[Family]:
     yield m.SERVER_GPUS, [((s.name,), float(len(s.gpus))) for s in servers]
     yield (
         m.SERVER_GPU_INFO,
-        [(key, 1.0) for key in dict.fromkeys((s.name, str(g.index), g.uuid) for s in up for g in s.gpus)],
+        [(key, 1.0) for key in dict.fromkeys((s.name, str(g.index), g.uuid) for s in priced for g in s.gpus)],
     )
-    yield m.SERVER_POLL_DURATION, [((s.name,), s.status.duration_seconds) for s in servers]
+    yield m.SERVER_POLL_DURATION, [((s.name,), s.status.duration_seconds) for s in polled]
     yield (
         m.SERVER_LAST_SUCCESS,
-        [((s.name,), s.status.last_success_unix) for s in servers if s.status.last_success_unix is not None],
+        [((s.name,), s.status.last_success_unix) for s in polled if s.status.last_success_unix is not None],
     )
-    yield m.SERVER_COST, [((s.name,), s.cost_per_second) for s in up if s.cost_per_second is not None]
-    yield m.SERVER_POWER, [((s.name,), s.power_watts) for s in up if s.power_watts is not None]
+    yield m.SERVER_COST, [((s.name,), s.cost_per_second) for s in priced if s.cost_per_second is not None]
+    yield m.SERVER_POWER, [((s.name,), s.power_watts) for s in priced if s.power_watts is not None]
     yield m.SERVER_IDLE_COST, [((s.name,), s.idle_cost_per_second) for s in up if s.idle_cost_per_second is not None]
     yield m.COST_SPLIT_INFO, [((s.name, s.cost_split), 1.0) for s in up if s.cost_split is not None]
     if snapshot.node_cost_per_second is not None:

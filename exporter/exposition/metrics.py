@@ -468,6 +468,84 @@ KUBELET_UP = _m(
     "exporter",
 )
 
+# Deployments: servers that serve one model together, each request counted once
+DEPLOYMENT = ("deployment",)
+DEPLOYMENT_MODEL = ("deployment", "model")
+ONCE = "each request counted once: from its frontends, else from its decode and engine servers"
+SERVER_DEPLOYMENT_INFO = _m(
+    "inference_server_deployment_info",
+    "info",
+    ("server", "deployment", "role"),
+    "One series (value 1) per server in a deployment, with its role (engine, prefill, decode, frontend, worker): "
+    "the join key of the fleet deployment rules.",
+    "config",
+)
+DEPLOYMENT_GPUS = _m(
+    "inference_deployment_gpus",
+    "gauge",
+    DEPLOYMENT,
+    "GPUs of every server of the deployment (prefill, decode, engines, workers).",
+    "config / attribution",
+)
+DEPLOYMENT_COST = _m(
+    "inference_deployment_cost_per_second",
+    "gauge",
+    DEPLOYMENT,
+    f"Cost per second of every GPU of the deployment, with electricity if priced, {W}.",
+    "derived: sum of its servers' cost per second",
+)
+DEPLOYMENT_GENERATION_TPS = _m(
+    "inference_deployment_generation_tokens_per_second",
+    "gauge",
+    DEPLOYMENT_MODEL,
+    f"Generated tokens/s of the deployment {W}, {ONCE}.",
+    "derived: counting servers' rates",
+)
+DEPLOYMENT_PROMPT_TPS = _m(
+    "inference_deployment_prompt_tokens_per_second",
+    "gauge",
+    DEPLOYMENT_MODEL,
+    f"Prompt tokens/s of the deployment {W}, {ONCE}.",
+    "derived: counting servers' rates",
+)
+DEPLOYMENT_REQUESTS_PS = _m(
+    "inference_deployment_requests_per_second",
+    "gauge",
+    DEPLOYMENT_MODEL,
+    f"Finished requests/s of the deployment {W}, {ONCE}.",
+    "derived: counting servers' rates",
+)
+DEPLOYMENT_GENERATION_TPS_PER_GPU = _m(
+    "inference_deployment_generation_tokens_per_second_per_gpu",
+    "gauge",
+    DEPLOYMENT_MODEL,
+    f"Generated tokens/s of the deployment over all of its GPUs, prefill and workers included, {W}.",
+    "derived: deployment tokens/s ÷ deployment GPUs",
+)
+DEPLOYMENT_COST_PER_REQUEST = _m(
+    "inference_deployment_cost_per_request",
+    "gauge",
+    DEPLOYMENT_MODEL,
+    f"Cost of one finished request over every GPU of the deployment, {W}.",
+    "derived: deployment cost × model share ÷ requests/s",
+)
+
+DEPLOYMENT_COST_PER_MTOK_PHASE = _m(
+    "inference_deployment_cost_per_million_tokens",
+    "gauge",
+    ("deployment", "model", "phase"),
+    f"Cost of one million tokens of the phase (prompt or generation) over every GPU of the deployment, {W}: "
+    "the phase's serving cost (prefill servers' for prompt, decode servers', engines' own split) over its tokens.",
+    "derived: phase serving cost ÷ the deployment's phase tokens/s × 10⁶",
+)
+DEPLOYMENT_JOULES_PER_TOKEN = _m(
+    "inference_deployment_energy_joules_per_token",
+    "gauge",
+    DEPLOYMENT_MODEL,
+    f"GPU energy per prompt-plus-generated token over every GPU of the deployment, {W}.",
+    "derived: deployment power ÷ (prompt + generated tokens/s)",
+)
+
 # The exporter itself
 PRICING_INFO = _m("inference_pricing_info", "info", ("currency",), "The currency of every cost metric.", "config")
 BUILD_INFO = _m(

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from exporter import derive, economics
 from exporter.attribution.resolve import Attribution, shares
 from exporter.config import PricingConfig
+from exporter.config.model import DeploymentConfig
 from exporter.model import (
     DeviceOwner,
     GpuReading,
@@ -34,6 +35,7 @@ from exporter.model import (
     Snapshot,
     SourceStatus,
 )
+from exporter.poll.deployments import deployment_views
 from exporter.poll.gpus import GpuState
 from exporter.sources.gpu.peaks import peak_flops
 
@@ -48,6 +50,8 @@ class ServerInput:
     windows: Mapping[str, derive.ModelWindows]
     activity: economics.Activity = economics.NO_ACTIVITY
     """The server's idle time over the window."""
+    deployment: str = ""
+    role: str = "engine"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class Inputs:
     kubelet: SourceStatus | None = None
     missed_polls: int = 0
     loop_errors: tuple[tuple[str, int], ...] = ()
+    deployments: Mapping[str, DeploymentConfig] = field(default_factory=dict)
+    """Settings per deployment name; one that ``spans_nodes`` gets no deployment view here."""
     peak_flops: Mapping[str, float] = field(default_factory=dict)
     """``gpu.peak_flops`` of the configuration."""
 
@@ -96,6 +102,7 @@ def compose(inputs: Inputs) -> Snapshot:
         kubelet=inputs.kubelet,
         missed_polls=inputs.missed_polls,
         loop_errors=inputs.loop_errors,
+        deployments=deployment_views(servers, inputs.deployments),
         node_cost_per_second=node.total if node is not None else None,
         unattributed_cost_per_second=node.unattributed if node is not None else None,
     )
@@ -151,6 +158,8 @@ def _server_view(
         power_watts=costs.power_watts,
         attribution=attribution.method,
         gpu_memory_used_bytes=attribution.memory_bytes,
+        deployment=server.deployment,
+        role=server.role,
         idle_cost_per_second=idle,
         cost_split=method if costs.cost_per_second is not None else None,
     )
@@ -175,14 +184,14 @@ def _cost_input(share: GpuShare, prices: _Prices) -> derive.GpuCostInput:
 
 
 def _node_cost(servers: tuple[ServerView, ...], prices: _Prices) -> economics.NodeCost | None:
-    """The cost of every GPU read, and the part no server that is up claims; ``None`` without a reading."""
+    """The cost of every GPU read, and the part no server that is up (or worker) claims; ``None`` without a reading."""
     gpus = prices.gpus
     if gpus is None or gpus.reading is None:
         return None
     energy = prices.pricing.energy_cost_per_kwh
     claimed: dict[str, float] = {}
     unread: list[float] = []
-    for share in (share for s in servers if s.sample is not None for share in s.gpus):
+    for share in (share for s in servers if s.priced for share in s.gpus):  # workers claim their GPUs too
         claimed[share.uuid] = claimed.get(share.uuid, 0.0) + share.weight
         if share.uuid not in prices.names:
             item = _cost_input(share, prices)
@@ -229,7 +238,7 @@ def degraded(inputs: Inputs, reason: str) -> Snapshot:
     return Snapshot(
         taken_at_unix=inputs.taken_at_unix,
         servers=tuple(
-            ServerView(name=s.name, status=status, sample=None, gpus=(), rates={})
+            ServerView(name=s.name, status=status, sample=None, gpus=(), rates={}, deployment=s.deployment, role=s.role)
             for s, status in zip(inputs.servers, down, strict=True)
         ),
         gpus=(),

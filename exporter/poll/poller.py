@@ -187,6 +187,7 @@ class Poller:
             kubelet=self._attributor.kubelet_status,
             missed_polls=self.missed_polls,
             loop_errors=tuple(sorted(self.supervisor.errors.items())),
+            deployments=self.config.deployments,
             peak_flops=self.config.gpu.peak_flops,
         )
 
@@ -202,4 +203,13 @@ class Poller:
 
 
 def _input(state: ServerState) -> compose.ServerInput:
-    return compose.ServerInput(state.name, state.status, state.sample, dict(state.windows), state.activity)
+    config = state.config
+    return compose.ServerInput(
+        state.name,
+        state.status,
+        state.sample,
+        dict(state.windows),
+        state.activity,
+        deployment=config.deployment or "",
+        role=config.role,
+    )

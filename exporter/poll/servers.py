@@ -24,11 +24,17 @@ from exporter.sources.upstream.reader import ServerReader
 log = structlog.get_logger("exporter.poll")
 
 
+WORKER = SourceStatus(up=False, duration_seconds=0.0, last_success_unix=None, error="a worker: no /metrics to poll")
+"""The status of a ``role: worker`` entry, which is GPUs of a deployment and is never polled."""
+
+
 @dataclass
 class ServerState:
     """One server's state, kept across polls (and across reloads that leave its endpoint as it was)."""
 
-    reader: ServerReader
+    config: ServerConfig
+    reader: ServerReader | None
+    """``None`` for a worker, which is never polled."""
     status: SourceStatus = NOT_POLLED
     sample: ServerSample | None = None
     """The last good sample; ``None`` while the server is down."""
@@ -40,7 +46,7 @@ class ServerState:
     @property
     def name(self) -> str:
         """The server's configured name."""
-        return self.reader.config.name
+        return self.config.name
 
     def failed(self, error: str, duration: float) -> None:
         """Mark the server down with ``error``; its series are dropped until a poll succeeds."""
@@ -70,7 +76,9 @@ class ServerState:
 async def poll_server(
     state: ServerState, span: float, clock: Callable[[], float], wall: Callable[[], float] = time.time
 ) -> None:
-    """Poll one server and update its state; never raises (but on cancellation)."""
+    """Poll one server and update its state; never raises (but on cancellation). A worker is skipped."""
+    if state.reader is None:
+        return
     started = clock()
     try:
         sample = await state.reader.poll()
@@ -98,18 +106,19 @@ def states_for(
     """
     states: dict[str, ServerState] = {}
     for server in config.servers:
-        state, reader = (previous or {}).get(server.name), reader_for(server, config, session)
-        if state is not None and _same_target(state.reader.config, server):
-            state.reader = reader
+        state = (previous or {}).get(server.name)
+        reader = reader_for(server, config, session) if server.polled else None
+        if state is not None and _same_target(state.config, server):
+            state.config, state.reader = server, reader
         else:
-            state = ServerState(reader)
+            state = ServerState(server, reader) if server.polled else ServerState(server, None, WORKER, polled=True)
         states[server.name] = state
     return states
 
 
 def _same_target(old: ServerConfig, new: ServerConfig) -> bool:
     """True when a reload points a server at the same endpoint, so its rate windows stay valid."""
-    return (old.url, old.kind) == (new.url, new.kind)
+    return (old.url, old.kind, old.role) == (new.url, new.kind, new.role)
 
 
 def _restarted(previous: ServerSample | None, current: ServerSample) -> bool | None:

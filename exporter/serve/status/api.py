@@ -42,6 +42,7 @@ def document(view: StatusView) -> dict[str, Any]:
         "models": [_card(c) for c in view.models],
         "gpus": [_card(c) for c in view.gpus],
         "cost": [_card(c) for c in view.cost],
+        "deployments": [_card(c) for c in view.deployments],
     }
 
 

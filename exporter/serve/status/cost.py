@@ -75,7 +75,7 @@ def cost_summary(snapshot: Snapshot) -> str:
     node = snapshot.node_cost_per_second
     if node is None:
         return "The node's cost is unknown: there is no GPU reading (NVML is down or GPU polling is off)."
-    up = [s for s in snapshot.servers if s.sample is not None]
+    up = [s for s in snapshot.servers if s.priced]  # up, or a worker (GPUs of a deployment, never polled)
     idle = sum(s.idle_cost_per_second or 0.0 for s in up)
     serving = sum(s.cost_per_second or 0.0 for s in up) - idle
     unclaimed = snapshot.unattributed_cost_per_second or 0.0

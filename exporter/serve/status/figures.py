@@ -55,11 +55,11 @@ def format_number(value: float) -> str:
     return text if abs(float(text)) < 100 else f"{value:,.0f}"
 
 
-def _unit(suffix: str) -> Callable[[float, str], str]:
+def unit(suffix: str) -> Callable[[float, str], str]:
     return lambda value, _currency: f"{format_number(value)}{suffix}"
 
 
-def _money(value: float, currency: str) -> str:
+def money(value: float, currency: str) -> str:
     return f"{format_number(value)} {currency}"
 
 
@@ -71,7 +71,7 @@ def _gib(value: float, _currency: str) -> str:
     return f"{format_number(value / GIB)} GiB"
 
 
-def _per_hour(value: float, currency: str) -> str:
+def per_hour(value: float, currency: str) -> str:
     """A cost per second, shown per hour: ``24.2 USD/h``."""
     return f"{format_number(value * 3600.0)} {currency}/h"
 
@@ -85,37 +85,35 @@ def _rate(get: Callable[[ModelRates], float | None]) -> Callable[[ModelRow], flo
 
 
 MODEL_SPECS: tuple[Spec[ModelRow], ...] = (
-    Spec(m.GENERATION_TPS, "Generation", _unit(" tok/s"), _rate(lambda r: r.generation_tokens_per_second)),
+    Spec(m.GENERATION_TPS, "Generation", unit(" tok/s"), _rate(lambda r: r.generation_tokens_per_second)),
     Spec(
         m.GENERATION_TPS_PER_GPU,
         "Per GPU",
-        _unit(" tok/s"),
+        unit(" tok/s"),
         _rate(lambda r: r.generation_tokens_per_second_per_gpu),
     ),
-    Spec(m.REQUESTS_PS, "Requests", _unit(" req/s"), _rate(lambda r: r.requests_per_second)),
-    Spec(m.REQUESTS_RUNNING, "Running", _unit(""), lambda row: row.sample.requests_running),
-    Spec(m.REQUESTS_WAITING, "Waiting", _unit(""), lambda row: row.sample.requests_waiting),
-    Spec(m.COST_PER_REQUEST, "Cost per request", _money, _rate(lambda r: r.cost_per_request)),
-    Spec(m.COST_PER_MTOK, "Cost per million tokens", _money, _rate(lambda r: r.cost_per_million_generation_tokens)),
-    Spec(
-        m.JOULES_PER_TOKEN, "Energy per token", _unit(" J/tok"), _rate(lambda r: r.energy_joules_per_generation_token)
-    ),
+    Spec(m.REQUESTS_PS, "Requests", unit(" req/s"), _rate(lambda r: r.requests_per_second)),
+    Spec(m.REQUESTS_RUNNING, "Running", unit(""), lambda row: row.sample.requests_running),
+    Spec(m.REQUESTS_WAITING, "Waiting", unit(""), lambda row: row.sample.requests_waiting),
+    Spec(m.COST_PER_REQUEST, "Cost per request", money, _rate(lambda r: r.cost_per_request)),
+    Spec(m.COST_PER_MTOK, "Cost per million tokens", money, _rate(lambda r: r.cost_per_million_generation_tokens)),
+    Spec(m.JOULES_PER_TOKEN, "Energy per token", unit(" J/tok"), _rate(lambda r: r.energy_joules_per_generation_token)),
     Spec(m.PROMPT_CACHE_HIT, "Prompt cache hits", _percent, _rate(lambda r: r.prompt_cache_hit_ratio)),
-    Spec(m.JOULES_PER_ANY_TOKEN, "Energy, all tokens", _unit(" J/tok"), _rate(lambda r: r.energy_joules_per_token)),
+    Spec(m.JOULES_PER_ANY_TOKEN, "Energy, all tokens", unit(" J/tok"), _rate(lambda r: r.energy_joules_per_token)),
     Spec(m.FLOPS_PER_GPU, "Compute per GPU", _teraflops, _rate(lambda r: r.flops_per_second_per_gpu)),
     Spec(m.MFU, "FLOP utilization", _percent, _rate(lambda r: r.model_flops_utilization_ratio)),
 )
 """Per server and model, in the order shown."""
 
 NODE_SPECS: tuple[Spec[Snapshot], ...] = (
-    Spec(m.NODE_COST, "Node, all GPUs", _per_hour, lambda s: s.node_cost_per_second),
-    Spec(m.UNATTRIBUTED_COST, "GPUs no server claims", _per_hour, lambda s: s.unattributed_cost_per_second),
+    Spec(m.NODE_COST, "Node, all GPUs", per_hour, lambda s: s.node_cost_per_second),
+    Spec(m.UNATTRIBUTED_COST, "GPUs no server claims", per_hour, lambda s: s.unattributed_cost_per_second),
 )
 """The node's cost, in the cost section."""
 
 SERVER_COST_SPECS: tuple[Spec[ServerView], ...] = (
-    Spec(m.SERVER_COST, "Server", _per_hour, lambda s: s.cost_per_second if s.sample is not None else None),
-    Spec(m.SERVER_IDLE_COST, "Idle", _per_hour, lambda s: s.idle_cost_per_second if s.sample is not None else None),
+    Spec(m.SERVER_COST, "Server", per_hour, lambda s: s.cost_per_second if s.priced else None),
+    Spec(m.SERVER_IDLE_COST, "Idle", per_hour, lambda s: s.idle_cost_per_second if s.sample is not None else None),
 )
 """Each server's cost and the idle part of it, in the cost section."""
 
@@ -123,14 +121,14 @@ PRICE_SPECS: tuple[Spec[ModelRow], ...] = (
     Spec(
         m.COST_PER_MTOK_PHASE,
         "Prompt, per 1M tokens",
-        _money,
+        money,
         _rate(lambda r: r.prompt_cost_per_million_tokens),
         (("phase", "prompt"),),
     ),
     Spec(
         m.COST_PER_MTOK_PHASE,
         "Generated, per 1M tokens",
-        _money,
+        money,
         _rate(lambda r: r.generation_cost_per_million_tokens),
         (("phase", "generation"),),
     ),
@@ -139,10 +137,10 @@ PRICE_SPECS: tuple[Spec[ModelRow], ...] = (
 
 GPU_SPECS: tuple[Spec[GpuView], ...] = (
     Spec(m.GPU_UTILIZATION, "Utilization", _percent, lambda g: g.sample.utilization_ratio),
-    Spec(m.GPU_POWER, "Power", _unit(" W"), lambda g: g.sample.power_watts),
+    Spec(m.GPU_POWER, "Power", unit(" W"), lambda g: g.sample.power_watts),
     Spec(m.GPU_MEMORY_USED, "Memory used", _gib, lambda g: g.sample.memory_used_bytes),
-    Spec(m.GPU_TEMPERATURE, "Temperature", _unit(" °C"), lambda g: g.sample.temperature_celsius),
-    Spec(m.GPU_GENERATION_TPS, "Attributed", _unit(" tok/s"), lambda g: g.generation_tokens_per_second),
+    Spec(m.GPU_TEMPERATURE, "Temperature", unit(" °C"), lambda g: g.sample.temperature_celsius),
+    Spec(m.GPU_GENERATION_TPS, "Attributed", unit(" tok/s"), lambda g: g.generation_tokens_per_second),
 )
 """Per GPU, in the order shown."""
 

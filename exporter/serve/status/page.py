@@ -117,6 +117,7 @@ def render(view: StatusView, links: Links) -> str:
             "<main>",
             _sources(view.sources),
             _cost(view),
+            _deployments(view),
             _cards("m", "Servers and models", view.models, view.slots, "No server has reported a model yet."),
             _cards(
                 "g", "GPUs", view.gpus, view.slots, "No GPUs are read (GPU polling is off, or NVML is unavailable)."
@@ -191,6 +192,17 @@ def _cost(view: StatusView) -> str:
     """The cost section: the node's cost per hour in one sentence, then the node's and each server's cards."""
     lead = f'<p id="cost-summary" class="lead">{escape(view.cost_summary)}</p>'
     return _cards("c", f"Cost ({escape(view.currency)})", view.cost, view.slots, "", lead=lead)
+
+
+def _deployments(view: StatusView) -> str:
+    """The deployments section, only where some are configured on this node."""
+    if not view.deployments:
+        return ""
+    lead = (
+        '<p class="lead">Each deployment as a whole: every request counted once (from its frontend, else its '
+        "decode and engine servers), over all of its GPUs, prefill included.</p>"
+    )
+    return _cards("d", "Deployments", view.deployments, view.slots, "", lead=lead)
 
 
 def _card(card_id: str, card: Card, slots: int) -> str:

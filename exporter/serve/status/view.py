@@ -18,6 +18,7 @@ from exporter.exposition.gpu_families import gpu_key
 from exporter.model import NOT_POLLED, GpuView, Snapshot, SourceStatus
 from exporter.serve.status.cards import Card, Figure, make_figures, rounded
 from exporter.serve.status.cost import cost_cards, cost_points, cost_summary
+from exporter.serve.status.deployments import deployment_cards, deployment_points
 from exporter.serve.status.figures import (
     GIB,
     GPU_SPECS,
@@ -74,6 +75,8 @@ class StatusView:
     """The node's cost, then each server's cost, idle cost and prices per million tokens."""
     cost_summary: str
     """The node's cost per hour in one sentence: serving, idle, unattributed."""
+    deployments: tuple[Card, ...]
+    """Each local deployment and model as a whole (``docs/deployments.md``)."""
     window_seconds: float
     resolution_seconds: float
     slots: int
@@ -85,6 +88,7 @@ class StatusView:
         """A digest of the cards and sources shown: when it changes, the page must be rendered anew."""
         parts = [repr(sorted(c.labels.items())) for c in (*self.models, *self.gpus)]
         parts += [repr([(f.metric, sorted(f.labels.items())) for f in c.figures]) for c in self.cost]
+        parts += [repr(sorted(c.labels.items())) for c in self.deployments]
         parts += [f"{s.type}:{s.name}" for s in self.sources]
         return hashlib.blake2b("\n".join(parts).encode(), digest_size=8).hexdigest()
 
@@ -100,6 +104,7 @@ def points(snapshot: Snapshot) -> Iterable[Point]:
         for gpu_spec in GPU_SPECS:
             yield Point((gpu_spec.metric.name, gpu_labels), None, rounded(gpu_spec.get(gpu)))
     yield from cost_points(snapshot)
+    yield from deployment_points(snapshot)
 
 
 def record(history: History, snapshot: Snapshot) -> None:
@@ -121,6 +126,7 @@ def build(snapshot: Snapshot, history: History, settings: Settings, version: str
         gpus=tuple(_gpu_cards(snapshot, history)),
         cost=tuple(cost_cards(snapshot, history)),
         cost_summary=cost_summary(snapshot),
+        deployments=tuple(deployment_cards(snapshot, history)),
         window_seconds=history.window,
         resolution_seconds=history.resolution,
         slots=history.slots,
@@ -198,6 +204,7 @@ def _sources(snapshot: Snapshot) -> tuple[Source, ...]:
     sources = [
         _source("server", s.name, s.sample.kind if s.sample is not None else "", s.status, snapshot.taken_at_unix)
         for s in snapshot.servers
+        if s.role != "worker"  # GPUs of a deployment without /metrics: nothing is polled
     ]
     if snapshot.nvml is not None:
         driver = f"driver {snapshot.driver_version}" if snapshot.driver_version else ""
@@ -233,7 +240,7 @@ def _source_text(state: str, status: SourceStatus, now: float) -> str:
 
 
 def _summary(snapshot: Snapshot) -> str:
-    servers = snapshot.servers
+    servers = tuple(s for s in snapshot.servers if s.role != "worker")
     parts = [
         f"{sum(s.status.up for s in servers)} of {len(servers)} servers up" if servers else "No servers configured"
     ]

@@ -21,8 +21,9 @@ Until Dynamo 1.2 the request families label the model in lower case (``qwen/qwen
 ``model_*`` gauges keep its case: each model is named as those gauges spell it. Requests for a model
 the frontend does not serve (``model="unknown_model"``) are left out.
 
-The frontend counts the same tokens as its workers: configure the frontend or the workers of one
-deployment, not both, or a node's sums count them twice. A worker (``python -m dynamo.vllm``, ...)
+The frontend counts the same tokens as its workers: configure the frontend and its workers as one
+deployment (``role: frontend`` and the workers' roles), which counts each request once, from the
+frontend (``docs/deployments.md``). A worker (``python -m dynamo.vllm``, ...)
 is read by its engine's adapter (``vllm``, ``sglang``, ``trtllm``); a worker body without any
 engine families is refused with what to change.
 """

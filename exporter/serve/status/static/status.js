@@ -71,6 +71,7 @@
     applyCards("m", status.models, slots);
     applyCards("g", status.gpus, slots);
     applyCards("c", status.cost, slots);
+    applyCards("d", status.deployments, slots);
     setText("summary", status.summary);
     setText("cost-summary", status.cost_summary);
     const time = document.getElementById("taken-at");
