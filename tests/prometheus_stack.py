@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from rules.build import documents
+from rules.settings import Settings
 from tests.helpers import LoopbackProcess, free_port, http_get, run_until_ready
 
 Series = dict[str, Any]
@@ -85,3 +87,12 @@ def run_prometheus(
     make = lambda process: PrometheusProcess(process, port, log_path)  # noqa: E731
     with run_until_ready(argv, log_path, make, "/-/ready", timeout) as running:
         yield running
+
+
+def write_rule_files(tmp_path: Path, settings: Settings) -> list[Path]:
+    """The rule files the generator writes from ``settings`` (``rules.build``), in ``tmp_path``."""
+    paths = []
+    for name, text in documents(settings).items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        paths.append(tmp_path / name)
+    return paths

@@ -35,14 +35,13 @@ from typing import Any
 
 import pytest
 
-from rules.build import documents
 from rules.links import runbook_url
 from rules.recording import BASELINE_RATIO
 from rules.settings import Hold, Settings, load
 from tests.alerting_stack import Receiver, alerts_in, run_alertmanager, serve_receiver
 from tests.conftest import require_tool
 from tests.helpers import ExporterProcess, LoopbackProcess, background_loop, run_exporter, wait_for
-from tests.prometheus_stack import PrometheusProcess, run_prometheus, scrape_config
+from tests.prometheus_stack import PrometheusProcess, run_prometheus, scrape_config, write_rule_files
 from tests.vllm_sim import Load, SimulatedVllm, serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.prometheus, pytest.mark.slow]
@@ -109,14 +108,6 @@ def _exporter_config(tmp: Path, servers: dict[str, SimulatedVllm]) -> Path:
     return path
 
 
-def _rule_files(tmp: Path, settings: Settings) -> list[Path]:
-    paths = []
-    for name, text in documents(settings).items():
-        (tmp / name).write_text(text, encoding="utf-8")
-        paths.append(tmp / name)
-    return paths
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prometheus_binary = require_tool("prometheus", "apt-get install prometheus")
@@ -133,7 +124,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         exporter = exits.enter_context(
             run_exporter(["--gpu.simulate", "h100x8", "--config.file", str(_exporter_config(tmp, servers))], tmp)
         )
-        config = scrape_config(settings.exporter_job, [f"127.0.0.1:{exporter.port}"], _rule_files(tmp, settings))
+        config = scrape_config(settings.exporter_job, [f"127.0.0.1:{exporter.port}"], write_rule_files(tmp, settings))
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{manager.port}"]}]}]}
         prometheus = exits.enter_context(run_prometheus(prometheus_binary, config, tmp))
         yield Stack(prometheus, manager, exporter, receiver, servers, settings)

@@ -26,11 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from rules.build import documents
 from rules.settings import load
 from tests.conftest import require_tool
 from tests.helpers import ExporterProcess, background_loop, run_exporter, wait_for
-from tests.prometheus_stack import PrometheusProcess, run_prometheus, scrape_config
+from tests.prometheus_stack import PrometheusProcess, run_prometheus, scrape_config, write_rule_files
 from tests.vllm_sim import Load, SimulatedVllm, serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.prometheus, pytest.mark.slow]
@@ -90,15 +89,6 @@ def _exporter(tmp: Path, name: str, text: str) -> contextlib.AbstractContextMana
     return run_exporter(["--gpu.simulate", "h100x8", "--config.file", str(path)], tmp)
 
 
-def _rule_files(tmp: Path) -> list[Path]:
-    settings = dataclasses.replace(load(), evaluation_interval="1s")
-    paths = []
-    for name, text in documents(settings).items():
-        (tmp / name).write_text(text, encoding="utf-8")
-        paths.append(tmp / name)
-    return paths
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     binary = require_tool("prometheus", "apt-get install prometheus")
@@ -112,7 +102,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             for i, names in enumerate(NODES, start=1)
         ]
         targets = [f"127.0.0.1:{e.port}" for e in (single, *nodes)]
-        prometheus = exits.enter_context(run_prometheus(binary, scrape_config("ite", targets, _rule_files(tmp)), tmp))
+        rules = write_rule_files(tmp, dataclasses.replace(load(), evaluation_interval="1s"))
+        prometheus = exits.enter_context(run_prometheus(binary, scrape_config("ite", targets, rules), tmp))
         yield Stack(prometheus, single)
 
 

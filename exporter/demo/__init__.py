@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict
 
 from aiohttp import web
 
@@ -72,19 +73,12 @@ def _servers(seed: int, clock: Callable[[], float]) -> list[DemoServer]:
     start = clock()
     servers: list[DemoServer] = []
     for kind, model, gpus, flops in zip(KINDS, MODELS, GPUS, (1.4e11, 6.4e10), strict=True):
-        active = rng.uniform(0.7, 0.85)
         simulated: type[DemoServer] = SimulatedVllm if kind == "vllm" else SimulatedSglang
+        load = _random_load(rng, capacity=(1500, 3000), active=(0.7, 0.85), cache=(0.2, 0.6))
         servers.append(
             simulated(
                 model=model,
-                capacity=rng.uniform(1500, 3000),
-                base=rng.uniform(0.45, 0.65),
-                swing=rng.uniform(0.2, 0.3),
-                period=rng.uniform(300, 900),
-                phase=rng.uniform(0, 6.28),
-                active_share=active,
-                cycle_offset=rng.uniform(0.2, 0.6) * active,
-                cache_share=rng.uniform(0.2, 0.6),
+                **load,
                 prefill_share=rng.uniform(0.2, 0.4),
                 flops_per_token=flops,
                 gpus=len(gpus),
@@ -95,20 +89,43 @@ def _servers(seed: int, clock: Callable[[], float]) -> list[DemoServer]:
     return servers
 
 
-def _deployment(seed: int, clock: Callable[[], float]) -> Workload:
-    """The disaggregated deployment's stream of requests (its GPUs: one per server)."""
-    rng = random.Random(seed * 7919)
-    active = rng.uniform(0.75, 0.9)
-    return Workload(
-        model=PD_MODEL,
-        capacity=rng.uniform(2500, 4000),
+class _Load(TypedDict):
+    """The random part of a ``Workload``."""
+
+    capacity: float
+    base: float
+    swing: float
+    period: float
+    phase: float
+    active_share: float
+    cycle_offset: float
+    cache_share: float
+
+
+def _random_load(
+    rng: random.Random, *, capacity: tuple[float, float], active: tuple[float, float], cache: tuple[float, float]
+) -> _Load:
+    """A server's demand curve drawn from ``rng``: its capacity, swing, period, idle share and cache hits."""
+    share = rng.uniform(*active)
+    return _Load(
+        capacity=rng.uniform(*capacity),
         base=rng.uniform(0.45, 0.65),
         swing=rng.uniform(0.2, 0.3),
         period=rng.uniform(300, 900),
         phase=rng.uniform(0, 6.28),
-        active_share=active,
-        cycle_offset=rng.uniform(0.2, 0.6) * active,
-        cache_share=rng.uniform(0.1, 0.4),
+        active_share=share,
+        cycle_offset=rng.uniform(0.2, 0.6) * share,
+        cache_share=rng.uniform(*cache),
+    )
+
+
+def _deployment(seed: int, clock: Callable[[], float]) -> Workload:
+    """The disaggregated deployment's stream of requests (its GPUs: one per server)."""
+    rng = random.Random(seed * 7919)
+    load = _random_load(rng, capacity=(2500, 4000), active=(0.75, 0.9), cache=(0.1, 0.4))
+    return Workload(
+        model=PD_MODEL,
+        **load,
         flops_per_token=1.6e10,
         gpus=1,
         clock=clock,
