@@ -346,6 +346,8 @@ class Snapshot:
     """Counter: polls skipped since the start because the one before overran its interval."""
     loop_errors: tuple[tuple[str, int], ...] = ()
     """Counter per loop (``servers``, ``gpu_fast``, ...): iterations that failed and were survived."""
+    event_loop_lag_seconds: float = 0.0
+    """Set by the service: the longest delay of its event loop over the last 30 s (0 until measured)."""
 
 
 def _check_sample_fields() -> None:

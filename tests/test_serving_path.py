@@ -25,6 +25,7 @@ from exporter.fakes.nvml import h100_node
 from exporter.model import Snapshot
 from exporter.poll import poller as poller_module
 from exporter.poll.poller import Poller
+from exporter.serve.lag import LoopLag
 from exporter.serve.service import Service
 from exporter.serve.status import Links
 from exporter.sources.gpu import GpuSource
@@ -310,3 +311,40 @@ async def test_a_status_reader_gets_the_snapshot_it_asked_for_even_if_a_new_one_
     service.publish(second)
     assert await reading == expected
     assert service.status_page.json() != expected
+
+
+# -- the lag gauge -----------------------------------------------------------------------------
+
+
+def test_the_lag_is_the_longest_delay_within_the_window() -> None:
+    lag = LoopLag(interval=1.0, window=10.0)
+    assert lag.worst() == 0.0
+    lag.observe(0.002, now=100.0)
+    lag.observe(0.050, now=101.0)
+    lag.observe(-0.001, now=102.0)  # early (the timer's resolution): no lag
+    assert lag.worst() == 0.050
+    lag.observe(0.001, now=110.5)
+    assert lag.worst() == 0.050, "101.0 is within 10 s of 110.5"
+    lag.observe(0.001, now=111.5)
+    assert lag.worst() == 0.001, "older than 10 s: forgotten"
+
+
+@pytest.mark.asyncio
+async def test_the_lag_shows_a_step_that_held_the_event_loop() -> None:
+    lag = LoopLag(interval=0.01)
+    lag.start()
+    try:
+        await asyncio.sleep(0.05)
+        time.sleep(0.12)  # a step that holds the loop, as a huge parse would
+        await async_wait_for(lambda: lag.worst() >= 0.1, what="the lag seen")
+    finally:
+        lag.stop()
+    assert lag.worst() < 1.0
+
+
+@pytest.mark.asyncio
+async def test_the_service_serves_its_event_loop_lag() -> None:
+    service = Service(Config(), gpu_factory=lambda _c: None)
+    service.lag.observe(0.25, asyncio.get_running_loop().time())
+    service.publish(Snapshot(taken_at_unix=1.0, servers=(), gpus=(), lost_gpus=(), nvml=None))
+    assert b"\ninference_exporter_event_loop_lag_seconds 0.25\n" in service.exposition.body(PLAIN_TEXT)

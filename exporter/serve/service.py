@@ -7,7 +7,8 @@ Polling, publishing and serving share one event loop, and the serving path never
 others: the poller's steps are short (one request sent or one body parsed per turn of the loop),
 and a snapshot is rendered in slices (``publish_in_slices``) while scrapes keep reading the
 previous one's bytes; the new ``Exposition`` replaces it, in one assignment, once its due forms are
-made. The measured alternatives, a listener thread (the GIL makes it wait for the poll thread's parses)
+made. ``LoopLag`` measures how well that holds (``inference_exporter_event_loop_lag_seconds``).
+The measured alternatives, a listener thread (the GIL makes it wait for the poll thread's parses)
 and worker processes (their memory, and snapshots copied between processes), are in
 docs/performance.md.
 
@@ -34,6 +35,7 @@ from exporter.exposition.cache import Exposition, Variant
 from exporter.exposition.demand import Demand
 from exporter.model import ConfigReload, Snapshot
 from exporter.poll.poller import Poller
+from exporter.serve.lag import LoopLag
 from exporter.serve.sdnotify import Notifier
 from exporter.serve.status import StatusBoard
 from exporter.sources.gpu import GpuSource
@@ -98,6 +100,7 @@ class Service:
         self.poller: Poller | None = None
         self._demand: Demand[Variant] = Demand(clock)
         """When scrapes ask for what, so that a snapshot renders up front only what a scrape will read."""
+        self.lag = LoopLag()
         self.exposition = Exposition(
             Snapshot(taken_at_unix=wall(), servers=(), gpus=(), lost_gpus=(), nvml=None), self._demand
         )
@@ -128,7 +131,7 @@ class Service:
 
     def _exposition_of(self, snapshot: Snapshot, *, prepared: bool) -> tuple[int, Exposition]:
         self._tickets += 1
-        served = dataclasses.replace(snapshot, config_reload=self._reload)
+        served = dataclasses.replace(snapshot, config_reload=self._reload, event_loop_lag_seconds=self.lag.worst())
         return self._tickets, Exposition(served, self._demand, prepared=prepared)
 
     def _serve(self, ticket: int, exposition: Exposition) -> bool:
@@ -145,6 +148,7 @@ class Service:
 
     async def start(self) -> None:
         """Open the client session and NVML, and start polling."""
+        self.lag.start()
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None),
             connector=aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=4, force_close=False),
@@ -178,6 +182,7 @@ class Service:
         """Stop polling and release the session and NVML (after a reload in progress)."""
         async with self._reload_lock:
             self._stopped = True
+            self.lag.stop()
             await self._stop_polling()
             if self._session is not None:
                 await self._session.close()
