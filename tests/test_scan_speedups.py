@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -163,13 +164,26 @@ def test_the_one_pass_scanner_reads_every_recorded_body_as_the_two_step_reader_d
 def test_a_full_label_memo_keeps_what_it_holds_and_starts_afresh_after_as_many_misses() -> None:
     memo = _text._LabelMemo(capacity=2, longest=256)
     for raw in ('a="1"', 'a="2"', 'a="3"'):
-        assert memo.labels(raw) == {"a": raw[3]}
+        assert memo.labels(raw, {}) == {"a": raw[3]}
     assert set(memo._parsed) == {'a="1"', 'a="2"'}, "full: the third is parsed, not kept"
-    memo.labels('a="4"')
+    memo.labels('a="4"', {})
     assert set(memo._parsed) == {'a="1"', 'a="2"'}
-    memo.labels('a="5"')  # the third miss while full: start afresh
+    memo.labels('a="5"', {})  # the third miss while full: start afresh
     assert memo._parsed == {}
-    memo.labels('a="5"')
+    memo.labels('a="5"', {})
     assert set(memo._parsed) == {'a="5"'}
-    assert memo.labels("x" * 300 + '="1"') == {"x" * 300: "1"}
+    assert memo.labels("x" * 300 + '="1"', {}) == {"x" * 300: "1"}
     assert "x" * 300 + '="1"' not in memo._parsed, "long label sets are never kept"
+
+
+def test_a_label_set_that_recurs_in_one_body_is_parsed_once_even_with_the_memo_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    memo = _text._LabelMemo(capacity=0, longest=256)
+    parsed: list[str] = []
+    parse = _text._labels_of
+    monkeypatch.setattr(_text, "_labels_of", lambda raw: parsed.append(raw) or parse(raw))
+    body: dict[str, tuple[tuple[str, str], ...]] = {}
+    first, second = memo.labels('e="0",m="x"', body), memo.labels('e="0",m="x"', body)
+    assert first == second == {"e": "0", "m": "x"} and first is not second
+    assert parsed == ['e="0",m="x"']

@@ -105,7 +105,7 @@ def scan(text: str, names: Collection[str]) -> dict[str, Series]:
     """
     found: dict[str, Series] = {}
     seen: set[tuple[str, str]] = set()
-    labels_of = _MEMO.labels
+    labels_of, in_this_body = _MEMO.labels, _BodyMemo()
     for match in _scan_pattern(frozenset(names)).finditer("\n" + text):
         name, raw_labels, raw_value, rest = match.group(1, 2, 3, 4)
         if rest is not None or match.end() - match.end(1) > MAX_LINE_LENGTH:
@@ -116,7 +116,7 @@ def scan(text: str, names: Collection[str]) -> dict[str, Series]:
         if key in seen:
             raise ParseError(f"duplicate series {name}{{{_excerpt(raw_labels)}}}")
         seen.add(key)
-        labels = labels_of(raw_labels) if raw_labels else {}
+        labels = labels_of(raw_labels, in_this_body) if raw_labels else {}
         if len(labels) > MAX_LABELS:
             raise ParseError(f"{name}: {len(labels)} labels on one series, more than the limit of {MAX_LABELS}")
         try:
@@ -160,7 +160,12 @@ def parse_labels(raw: str) -> Labels:
     """Parse the inside of ``{...}`` into a dict, unescaping values."""
     if not raw:
         return {}
-    return _MEMO.labels(raw)
+    return _MEMO.labels(raw, _BodyMemo())
+
+
+Pairs = tuple[tuple[str, str], ...]
+_BodyMemo = dict[str, Pairs]
+"""The label sets of one body, parsed once each: counters of one engine and model share theirs."""
 
 
 class _LabelMemo:
@@ -171,27 +176,29 @@ class _LabelMemo:
     smaller than the label sets of a fleet misses every time (the servers are read in the same order
     at every poll), while keeping the first ``capacity`` ones hits on that share of them. Label sets
     that stop recurring (a server renamed its model) are dropped when the memo, full, has missed
-    ``capacity`` times: it then fills again with the ones in use.
+    ``capacity`` times: it then fills again with the ones in use. A label set that recurs within one
+    body (the families of one engine and model share it) is parsed once whatever the memo holds.
     """
 
     def __init__(self, capacity: int, longest: int) -> None:
         self.capacity, self.longest = capacity, longest
-        self._parsed: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._parsed: dict[str, Pairs] = {}
         self._misses_while_full = 0
 
-    def labels(self, raw: str) -> Labels:
-        """A fresh dict of the labels in ``raw`` (callers may change it)."""
-        pairs = self._parsed.get(raw)
+    def labels(self, raw: str, body: _BodyMemo) -> Labels:
+        """A fresh dict of the labels in ``raw`` (callers may change it); ``body`` holds those of this body."""
+        pairs = self._parsed.get(raw) or body.get(raw)
         if pairs is not None:
             return dict(pairs)
         labels = _labels_of(raw)
+        pairs = body[raw] = tuple(labels.items())
         if len(raw) <= self.longest:
-            self._keep(raw, labels)
+            self._keep(raw, pairs)
         return labels
 
-    def _keep(self, raw: str, labels: Labels) -> None:
+    def _keep(self, raw: str, pairs: Pairs) -> None:
         if len(self._parsed) < self.capacity:
-            self._parsed[raw] = tuple(labels.items())
+            self._parsed[raw] = pairs
             return
         self._misses_while_full += 1
         if self._misses_while_full > self.capacity:
