@@ -21,6 +21,7 @@ import pytest_asyncio
 from exporter.config import Config, GpuConfig, ServerConfig
 from exporter.exposition import metrics, text
 from exporter.exposition.cache import GZIP_LEVEL, PLAIN_TEXT, Exposition, Variant
+from exporter.exposition.demand import Demand
 from exporter.fakes.nvml import h100_node
 from exporter.model import Snapshot
 from exporter.poll import poller as poller_module
@@ -218,29 +219,27 @@ def test_rendering_in_slices_makes_the_same_bytes_a_slice_at_a_time() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_scrape_renders_in_slices_once_however_many_scrapes_ask_meanwhile(
+async def test_forms_due_are_rendered_up_front_in_slices_with_the_loop_turning_between(
     servers: list[ScriptedServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     snapshot = await big_snapshot(servers)
-    monkeypatch.setattr(text, "SLICE_LINES", 20)
-    made = 0
+    clock = Clock()
+    demand: Demand[Variant] = Demand(clock)
+    for _ in range(2):  # a scraper that reads Prometheus's form every second
+        demand.note(PROMETHEUS)
+        clock.advance(1.0)
     slices = text.render_in_slices
-
-    def counted(*args: object, **kw: object) -> object:
-        nonlocal made
-        made += 1
-        return slices(*args, **{**kw, "lines": 20})  # type: ignore[arg-type]
-
-    monkeypatch.setattr("exporter.exposition.cache.render_in_slices", counted)
-    exposition = Exposition(snapshot, prepared=False)
+    monkeypatch.setattr(
+        "exporter.exposition.cache.render_in_slices", lambda *a, **kw: slices(*a, **{**kw, "lines": 20})
+    )
+    exposition = Exposition(snapshot, demand, prepared=False)
+    assert exposition.due == (PROMETHEUS,) and exposition.rendered == frozenset()
     probe = Probe()
     async with probe.running():
-        bodies = await asyncio.gather(*(exposition.read(PROMETHEUS) for _ in range(5)))
-    assert made == 1, "five scrapes, one rendering"
-    assert len(set(bodies)) == 1
-    assert gzip.decompress(bodies[0]) == Exposition(snapshot).body(Variant(True, False))
-    assert bodies[0] == Exposition(snapshot).body(PROMETHEUS)
+        await exposition.prepare()
     assert probe.turns > 10, "the event loop had turns while it rendered"
+    assert exposition.rendered == {PROMETHEUS, Variant(True, False)}
+    assert exposition.body(PROMETHEUS) == Exposition(snapshot).body(PROMETHEUS)
 
 
 def test_gzip_in_slices_makes_the_bytes_of_one_call() -> None:
@@ -259,7 +258,7 @@ async def test_scrapes_read_the_old_snapshot_until_the_new_one_is_rendered(serve
     new = await big_snapshot(servers)
     service.publish(old)
     for _ in range(2):  # a scraper that asks for Prometheus's form every second
-        await service.exposition.read(PROMETHEUS)
+        service.exposition.body(PROMETHEUS)
         clock.advance(1.0)
     before = service.exposition
     publishing = asyncio.create_task(service.publish_in_slices(new))
@@ -277,7 +276,7 @@ async def test_a_publish_overtaken_by_a_later_one_is_not_served(servers: list[Sc
     service = Service(Config(), gpu_factory=lambda _c: None)
     slow, later = await big_snapshot(servers), await big_snapshot(servers[:2])
     service.publish(slow)
-    await service.exposition.read(PLAIN_TEXT)  # so that the next snapshots render up front, in slices
+    service.exposition.body(PLAIN_TEXT)  # so that the next snapshots render up front, in slices
     publishing = asyncio.create_task(service.publish_in_slices(slow))
     await asyncio.sleep(0)
     service.publish(later)  # a reload publishes at once meanwhile

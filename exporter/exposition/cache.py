@@ -3,14 +3,16 @@
 A scrape never does I/O: it picks one of at most four byte strings (text or OpenMetrics, plain or
 gzip), each made at most once per snapshot. ``Demand`` (``demand.py``) decides which are due, to be
 made up front for the scrape that will read them; any other is made by the first scrape that asks
-for it, and scrapes that ask meanwhile wait for that one rendering.
+for it (``body``), in one go.
 
-Rendering shares the event loop with scrapes, so on the loop it is done in slices (``prepare`` and
-``read``): about half a millisecond of rendering, then a turn for whatever else is ready (a scrape
-of the previous snapshot's bytes), then the next slice; gzip compresses in pieces the same way. The
+Rendering up front shares the event loop with scrapes, so ``prepare`` does it in slices: about a
+quarter of a millisecond of rendering, then a turn for whatever else is ready (a scrape of the
+previous snapshot's bytes), then the next slice; gzip compresses in pieces the same way. The
 service makes an ``Exposition`` the one served only once its due forms are made, so a scrape reads
-either the old snapshot's bytes or the new one's, never a half-made state. ``body`` makes a form in
-one go, for callers off the loop (tests, ``inspect``, benchmarks).
+either the old snapshot's bytes or the new one's, never a half-made state. A scrape that asks for a
+form nobody expected renders it in one go: it is rare (the form's scrapes are expected from then
+on), and while it renders no other scrape piles up waiting for it, as they would, each holding a
+request slot (``--web.max-requests``), behind a rendering done in slices.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class Exposition:
 
     ``due`` are the forms to make up front: those ``demand`` expects a scrape to read, or the plain
     text without ``demand``. They are made in the constructor, in one go, unless ``prepared=False``
-    leaves them to ``prepare``. ``body`` and ``read`` tell ``demand`` what each scrape asks for.
+    leaves them to ``prepare``. ``body`` tells ``demand`` what each scrape asks for.
     """
 
     def __init__(self, snapshot: Snapshot, demand: Demand[Variant] | None = None, *, prepared: bool = True) -> None:
@@ -55,7 +57,6 @@ class Exposition:
         self.due: tuple[Variant, ...] = tuple(demand.due()) if demand is not None else (PLAIN_TEXT,)
         self._families: list[Family] | None = None
         self._bodies: dict[Variant, bytes] = {}
-        self._making: dict[Variant, asyncio.Task[bytes]] = {}
         if prepared:
             self.prepare_now()
 
@@ -90,29 +91,15 @@ class Exposition:
     # -- in slices, on the event loop ----------------------------------------------------------
 
     async def prepare(self) -> None:
-        """Make the due forms in slices, letting scrapes in between."""
+        """Make the due forms in slices, letting scrapes in between (before this exposition is served)."""
         for variant in self.due:
             await self._get_sliced(variant)
 
-    async def read(self, variant: Variant) -> bytes:
-        """The bytes for ``variant``; made in slices on first use, once however many scrapes ask meanwhile."""
-        self._note(variant)
-        return await self._get_sliced(variant)
-
     async def _get_sliced(self, variant: Variant) -> bytes:
         cached = self._bodies.get(variant)
-        if cached is not None:
-            return cached
-        making = self._making.get(variant)
-        if making is None:
-            making = self._making[variant] = asyncio.create_task(self._make_sliced(variant))
-            making.add_done_callback(lambda task: self._made(variant, task))
-        return await asyncio.shield(making)  # a scrape that hangs up does not stop it for the others
-
-    def _made(self, variant: Variant, task: asyncio.Task[bytes]) -> None:
-        self._making.pop(variant, None)
-        if not task.cancelled() and task.exception() is None:
-            self._bodies.setdefault(variant, task.result())
+        if cached is None:
+            cached = self._bodies.setdefault(variant, await self._make_sliced(variant))
+        return cached
 
     async def _make_sliced(self, variant: Variant) -> bytes:
         if variant.gzip:

@@ -86,9 +86,9 @@ def choose_variant(request: web.Request) -> Variant:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Serve the latest snapshot's bytes (made up front; or in slices by the first scrape of a form); no I/O."""
+    """Serve the latest snapshot's bytes (made up front, or by the first scrape of a form nobody expected); no I/O."""
     variant = choose_variant(request)
-    body = await request.app[SERVICE].exposition.read(variant)
+    body = request.app[SERVICE].exposition.body(variant)
     headers = {"Content-Type": OPENMETRICS_CONTENT_TYPE if variant.openmetrics else TEXT_CONTENT_TYPE}
     if variant.gzip:
         headers["Content-Encoding"] = "gzip"
