@@ -14,6 +14,7 @@ URLs.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import ssl
 import subprocess
@@ -141,9 +142,16 @@ class Daemon:
 
     def scrape_like_prometheus(self) -> int:
         """One scrape with Prometheus's headers (OpenMetrics, gzip); return the body's size."""
+        return len(self._prometheus_scrape(10.0))
+
+    def metrics_like_prometheus(self, timeout: float = 30.0) -> str:
+        """The metrics as Prometheus asks for them (OpenMetrics, gzip), decompressed."""
+        return gzip.decompress(self._prometheus_scrape(timeout)).decode("utf-8")
+
+    def _prometheus_scrape(self, timeout: float) -> bytes:
         request = urllib.request.Request(self.base + "/metrics", headers={**PROMETHEUS_HEADERS, **self.headers})
-        with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
-            return len(response.read())
+        with urllib.request.urlopen(request, timeout=timeout, context=self.context) as response:
+            return bytes(response.read())
 
 
 class Upstreams:

@@ -52,18 +52,24 @@ def _missed(text: str) -> float:
 
 
 def exporter_trial(urls: list[str], seconds: float, cpu: int, tmp: Path) -> Trial:
-    """Run the exporter on ``urls`` for a warm-up and ``seconds``; pass if no poll was missed."""
+    """Run the exporter on ``urls`` for a warm-up and ``seconds``; pass if no poll was missed.
+
+    It is scraped as Prometheus scrapes it (OpenMetrics, gzip), every ``seconds``: at the start of
+    the warm-up, which is as long, and at both ends of the measured span, so that it knows when
+    scrapes come and renders for them up front, as it would for Prometheus.
+    """
     config = tmp / f"scale-{len(urls)}.yml"
     write_config(config, urls, poll_interval="1s", timeout="800ms", kind="vllm")
     with config.open("a", encoding="utf-8") as file:
         file.write(f"max_connections: {max(100, len(urls))}\n")  # one per server, as a large fleet sets it
     with Daemon(config, cpu=cpu, log=tmp / "exporter.log", ready_timeout=120) as daemon:
-        time.sleep(4.0)  # warm-up: connections opened; pacing, the counter below is what is checked
-        before = _missed(daemon.get("/metrics", timeout=30))
+        daemon.metrics_like_prometheus()
+        time.sleep(seconds)  # warm-up: connections opened; pacing, the counter below is what is checked
+        before = _missed(daemon.metrics_like_prometheus())
         started, cpu_before = time.monotonic(), cpu_seconds(daemon.pid)
         time.sleep(seconds)
         share = (cpu_seconds(daemon.pid) - cpu_before) / (time.monotonic() - started)
-        text = daemon.get("/metrics", timeout=30)
+        text = daemon.metrics_like_prometheus()
     missed, up = _missed(text) - before, _up(text)
     lag = sample(text, "inference_exporter_event_loop_lag_seconds") or 0.0
     detail = f"{missed:g} missed, {up}/{len(urls)} up, {share:.0%} CPU, lag {lag * 1000:.0f} ms"
