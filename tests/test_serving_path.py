@@ -8,7 +8,6 @@ probe task that takes every turn of the event loop counts what ran between two o
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import gzip
 import time
@@ -127,7 +126,7 @@ async def test_the_bodies_of_a_poll_round_are_parsed_one_per_turn_of_the_event_l
 
 
 @pytest.mark.asyncio
-async def test_a_poll_round_starts_a_few_polls_per_turn(
+async def test_a_poll_round_of_a_small_fleet_starts_one_poll_per_turn(
     servers: list[ScriptedServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probe = Probe()
@@ -142,9 +141,12 @@ async def test_a_poll_round_starts_a_few_polls_per_turn(
     async with aiohttp.ClientSession() as session, probe.running():
         poller = Poller(config_for(servers), session=session, gpu_source=None, clock=Clock())
         await poller.poll_servers()
-    assert len(started) == len(servers) > poller_module.START_BATCH
-    per_turn = collections.Counter(started)
-    assert max(per_turn.values()) <= poller_module.START_BATCH, "a few polls start (send) per turn, not all"
+    assert len(started) == len(servers)
+    assert len(set(started)) == len(started), "each poll starts (sends its request) in a turn of its own"
+
+
+def test_a_large_fleet_starts_a_few_polls_per_turn_to_send_its_round_within_a_bounded_number_of_turns() -> None:
+    assert [poller_module.start_batch(n) for n in (1, 64, 128, 129, 500, 1000)] == [1, 1, 1, 2, 4, 8]
 
 
 @pytest.mark.asyncio
@@ -156,7 +158,8 @@ async def test_a_poll_round_cancelled_while_starting_cancels_the_polls_it_starte
     async with aiohttp.ClientSession() as session:
         poller = Poller(config_for(servers), session=session, gpu_source=None, clock=Clock())
         round_ = asyncio.create_task(poller.poll_servers())
-        await asyncio.sleep(0)  # the round starts its first batch, then yields
+        for _ in range(5):  # five of twelve polls started
+            await asyncio.sleep(0)
         started = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "poll_server"]  # type: ignore[union-attr]
         assert 0 < len(started) < len(servers), "cancelled part-way through starting"
         round_.cancel()

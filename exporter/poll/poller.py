@@ -14,8 +14,8 @@ the middle of an iteration (at most half the shortest interval), so a 1 s server
 GPU loop make one snapshot a second, not two.
 
 The loops share the event loop with the scrapes, so no step of theirs holds it long: a poll round
-sends a few requests per turn of the loop, and the servers' bodies are parsed one at a time, each
-in a turn of its own (``reader.Turns``).
+sends one request per turn of the loop (a few for a large fleet), and the servers' bodies are parsed
+one at a time, each in a turn of its own (``reader.Turns``).
 
 Clocks are injected: ``clock`` (monotonic seconds, for rates) and ``wall`` (unix seconds, for
 timestamps), so tests drive the loops' iterations (``poll_servers``, ``poll_gpus_fast``,
@@ -47,8 +47,19 @@ log = structlog.get_logger("exporter.poll")
 
 Publish = Callable[[Snapshot], Awaitable[None]]
 """Makes a composed snapshot the one served."""
-START_BATCH = 4
-"""Polls started per turn of the event loop: sending four requests takes about half a millisecond."""
+START_TURNS = 128
+"""A poll round sends its requests over about this many turns of the event loop (see ``start_batch``)."""
+
+
+def start_batch(servers: int) -> int:
+    """How many polls a round starts per turn of the event loop: one, or more for a large fleet.
+
+    One per turn keeps every turn short (sending a request takes about 0.2 ms), but each turn may
+    also take a parse, so with hundreds of servers the last requests would go out long after the
+    first. Spreading the starts over ``START_TURNS`` turns bounds both: 64 servers start one per
+    turn, 1,000 eight per turn.
+    """
+    return max(1, -(-servers // START_TURNS))
 
 
 def _nothing(_reason: str) -> None:
@@ -158,16 +169,16 @@ class Poller:
     async def poll_servers(self) -> None:
         """One iteration of the server loop: poll every server once, concurrently.
 
-        ``START_BATCH`` polls start per turn of the event loop: starting hundreds in one turn would
-        hold the loop (and any scrape waiting for it) for as long as sending all their requests
-        takes, and starting one per turn would make the last requests wait for every parse before them.
+        ``start_batch`` polls start per turn of the event loop: starting hundreds in one turn would
+        hold the loop (and any scrape waiting for it) for as long as sending all their requests takes.
         """
         span = self.config.rate_window
+        batch = start_batch(len(self._servers))
         polls: list[asyncio.Task[None]] = []
         try:
             for state in self._servers.values():
                 polls.append(asyncio.create_task(poll_server(state, span, self._clock, self._wall)))
-                if len(polls) % START_BATCH == 0:
+                if len(polls) % batch == 0:
                     await asyncio.sleep(0)
             results = await asyncio.gather(*polls, return_exceptions=True)
         except BaseException:  # cancelled (stop, reload) while starting: stop the polls started
