@@ -46,8 +46,11 @@ class Steps:
     collections: dict[int, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     turns: list[float] = field(default_factory=list)
     """Per turn of the loop (one pass over the callbacks ready), the time its callbacks took together."""
+    longest: list[tuple[float, list[tuple[str, float]]]] = field(default_factory=list)
+    """The longest turns, with the steps of 0.2 ms or more they ran."""
     total: float = 0.0
     _turn: float = 0.0
+    _held: list[tuple[str, float]] = field(default_factory=list)
 
 
 def _where(callback: Any) -> str:
@@ -69,10 +72,12 @@ def timing_steps() -> Iterator[Steps]:
     started: dict[str, float] = {}
 
     def turn(loop: asyncio.base_events.BaseEventLoop) -> None:
-        steps._turn = 0.0
+        steps._turn, steps._held = 0.0, []
         original_turn(loop)
         if steps._turn:
             steps.turns.append(steps._turn)
+            if len(steps.longest) < 8 or steps._turn > steps.longest[-1][0]:
+                steps.longest = sorted([*steps.longest, (steps._turn, steps._held)], key=lambda t: -t[0])[:8]
 
     def run(handle: asyncio.Handle) -> None:
         before = _where(handle._callback)  # type: ignore[attr-defined]
@@ -81,8 +86,11 @@ def timing_steps() -> Iterator[Steps]:
         took = time.perf_counter() - begun
         steps.total += took
         steps._turn += took
-        if took >= LONG:
-            steps.by_where[f"{before}  →  {_where(handle._callback)}"].append(took)  # type: ignore[attr-defined]
+        if took >= 0.0002:
+            where = f"{before}  →  {_where(handle._callback)}"  # type: ignore[attr-defined]
+            steps._held.append((where, took))
+            if took >= LONG:
+                steps.by_where[where].append(took)
 
     def collected(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -146,6 +154,10 @@ def report(steps: Steps, span: float) -> str:
         share = sum(took) / span
         median, longest = statistics.median(took) * 1000, max(took) * 1000
         lines.append(f"{len(took):6d} {median:6.2f}ms {longest:6.2f}ms {share:6.1%}  {where}")
+    lines.append("the longest turns, and their steps of 0.2 ms or more:")
+    for took, held in steps.longest:
+        parts = ", ".join(f"{where} {t * 1000:.2f} ms" for where, t in held)
+        lines.append(f"  {took * 1000:6.2f} ms: {parts}")
     for generation, took in sorted(steps.collections.items()):
         lines.append(
             f"gc generation {generation}: {len(took)} collections, median {statistics.median(took) * 1000:.2f} ms, "
