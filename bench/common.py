@@ -116,11 +116,18 @@ def cpus() -> list[int]:
 
 
 def spawn(
-    args: Sequence[str], *, cpu: int | None = None, log: Path | None = None, capture: bool = False
+    args: Sequence[str],
+    *,
+    cpu: int | None = None,
+    log: Path | None = None,
+    capture: bool = False,
+    nice: int = 0,
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m ARGS`` from the repository root, optionally pinned to one CPU.
 
     ``capture`` pipes its stdout to the caller; otherwise stdout and stderr go to ``log`` (or nowhere).
+    ``nice`` lowers its priority: the simulated servers stand in for other machines, and must not
+    delay the load generator they share a CPU with.
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     output = log.open("ab") if log is not None else None
@@ -138,15 +145,17 @@ def spawn(
             output.close()
     if cpu is not None:  # before the interpreter has started any thread; threads inherit it
         os.sched_setaffinity(process.pid, {cpu})
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, process.pid, nice)
     return process
 
 
 @contextlib.contextmanager
 def running(
-    args: Sequence[str], *, cpu: int | None = None, log: Path | None = None, capture: bool = False
+    args: Sequence[str], *, cpu: int | None = None, log: Path | None = None, capture: bool = False, nice: int = 0
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``spawn`` for the duration of a block."""
-    process = spawn(args, cpu=cpu, log=log, capture=capture)
+    process = spawn(args, cpu=cpu, log=log, capture=capture, nice=nice)
     try:
         yield process
     finally:

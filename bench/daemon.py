@@ -4,17 +4,23 @@
 ``python -m exporter --config.file ... --gpu.simulate h100x8`` on a free loopback port (optionally
 pinned to one CPU), waits until it is ready, and reads its metrics. With ``secure`` it serves behind
 an exporter-toolkit web config (TLS with a throwaway CA from ``tests.certs``, one basic auth user at
-bcrypt cost 10) and hands out the client's TLS context and credentials. ``Upstreams`` runs
-``bench.upstream`` in a process of its own and hands out its URLs.
+bcrypt cost 10) and hands out the client's TLS context and credentials; ``module`` runs another
+program with the same flags instead (``bench.baseline``: the same polling, served by
+``prometheus_client``). ``Upstreams`` runs ``bench.upstream`` in processes of its own (a swarm of
+``processes``, the servers split between them, optionally at a lower priority) and hands out their
+URLs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
 import ssl
 import subprocess
 import tempfile
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -30,6 +36,8 @@ PROMETHEUS_HEADERS = {
     "Accept-Encoding": "gzip",
 }
 USER, PASSWORD = "prometheus", "bench-password"
+NICE = 10
+"""The simulated servers' priority beside a load generator: below it."""
 
 
 def write_config(
@@ -67,12 +75,13 @@ class Daemon:
         log: Path | None = None,
         secure: Path | None = None,
         ready_timeout: float = 120.0,
+        module: Sequence[str] = ("exporter",),
     ) -> None:
         self.port = free_port()
         self.context: ssl.SSLContext | None = None
         self.headers: dict[str, str] = {}
         """The ``Authorization`` header when secure."""
-        self._args = ["exporter", "--config.file", str(config), "--gpu.simulate", "h100x8"]
+        self._args = [*module, "--config.file", str(config), "--gpu.simulate", "h100x8"]
         self._args += ["--web.listen-address", f"127.0.0.1:{self.port}", "--log.level", "warn", "--log.format", "json"]
         if secure is not None:
             self._args += ["--web.config.file", str(self._secure(secure))]
@@ -133,33 +142,65 @@ class Daemon:
 
     def scrape_like_prometheus(self) -> int:
         """One scrape with Prometheus's headers (OpenMetrics, gzip); return the body's size."""
+        return len(self._prometheus_scrape(10.0))
+
+    def metrics_like_prometheus(self, timeout: float = 30.0) -> str:
+        """The metrics as Prometheus asks for them (OpenMetrics, gzip), decompressed."""
+        return gzip.decompress(self._prometheus_scrape(timeout)).decode("utf-8")
+
+    def _prometheus_scrape(self, timeout: float) -> bytes:
         request = urllib.request.Request(self.base + "/metrics", headers={**PROMETHEUS_HEADERS, **self.headers})
-        with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
-            return len(response.read())
+        with urllib.request.urlopen(request, timeout=timeout, context=self.context) as response:
+            return bytes(response.read())
 
 
 class Upstreams:
-    """``bench.upstream`` in its own process: ``count`` simulated vLLM servers; use as a context manager."""
+    """``count`` simulated vLLM servers, served by ``processes`` ``bench.upstream`` processes; a context manager."""
 
-    def __init__(self, count: int, *, cpu: int | None = None, rate: float = 2000.0, engines: int = 2) -> None:
-        self._args = ["bench.upstream", "--servers", str(count), "--rate", str(rate), "--engines", str(engines)]
+    def __init__(
+        self,
+        count: int,
+        *,
+        cpu: int | None = None,
+        rate: float = 2000.0,
+        engines: int = 2,
+        processes: int = 1,
+        nice: int = 0,
+    ) -> None:
+        shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+        firsts = [sum(shares[:i]) for i in range(processes)]
+        self._args = [
+            ["bench.upstream", "--servers", str(n), "--rate", str(rate), "--engines", str(engines), "--first", str(k)]
+            for n, k in zip(shares, firsts, strict=True)
+            if n
+        ]
         self._cpu = cpu
         self.urls: list[str] = []
-        self._context = running(self._args, cpu=cpu, capture=True)
+        self._stack = contextlib.ExitStack()
+        self.nice = nice
+        """Lower priority (``NICE``) where a load generator shares their CPU and must not wait for them."""
 
     def __enter__(self) -> Upstreams:
-        process = self._context.__enter__()
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("bench.upstream exited before serving")
-        self.urls = list(json.loads(line)["urls"])
+        try:
+            processes = [
+                self._stack.enter_context(running(args, cpu=self._cpu, capture=True, nice=self.nice))
+                for args in self._args
+            ]
+            for process in processes:
+                assert process.stdout is not None
+                line = process.stdout.readline()
+                if not line:
+                    raise RuntimeError("bench.upstream exited before serving")
+                self.urls += json.loads(line)["urls"]
+        except BaseException:
+            self._stack.close()
+            raise
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._context.__exit__(exc_type, exc, tb)
+        self._stack.close()
 
 
 def scratch() -> tempfile.TemporaryDirectory[str]:

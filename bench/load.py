@@ -101,10 +101,10 @@ def rows(name: str, scrapers: int, seconds: float, outcome: Outcome, alive: bool
 
 
 def run(
-    *, full: bool = False, scrapers: int = SCRAPERS, seconds: float = SECONDS, plain_only: bool = False
+    *, full: bool = False, scrapers: int = SCRAPERS, seconds: float | None = None, plain_only: bool = False
 ) -> list[Row]:
-    """Both scenarios (plain HTTP; TLS with basic auth); ``full`` changes nothing (30 s is the spec)."""
-    del full
+    """Both scenarios (plain HTTP; TLS with basic auth), 30 s each with ``full`` (the spec), 8 s by default."""
+    seconds = seconds or (SECONDS if full else 8.0)
     out = scenario("plain HTTP", scrapers, seconds, secure=False)
     if not plain_only:
         out += scenario("TLS + basic auth", scrapers, seconds, secure=True)
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plain-only", action="store_true", help="skip the TLS + basic auth scenario")
     args = parser.parse_args(argv)
     print(machine())
-    result = run(scrapers=args.scrapers, seconds=args.seconds, plain_only=args.plain_only)
+    result = run(scrapers=args.scrapers, seconds=args.seconds, plain_only=args.plain_only, full=True)
     print(table(result))
     return 0 if all(r.met is not False for r in result) else 1
 

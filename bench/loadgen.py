@@ -1,11 +1,11 @@
 """A small HTTP/1.1 load generator that runs in its own process, so it never shares a core's time with the server.
 
-It sends one request at a time over one keep-alive connection (as Prometheus scrapes a target) and
-times each from the first byte sent to the last byte read. With ``--fresh PATH`` it first POSTs to
-``PATH`` (``--publishes`` times, ``--gap`` seconds apart, untimed) before every timed request, so
-that each scrape meets a snapshot published just before it, as a scrape after each poll does, or
-one published after several that nobody read, as a 15 s scrape of a 1 s poll does (in compressed
-time).
+Each scraper keeps one keep-alive connection (as Prometheus does) and times each request from the
+first byte sent to the last byte read. One scraper by default, sending its requests back to back;
+``--paced MEAN`` waits a random time (uniform, 0 to twice MEAN seconds) before each request, so
+requests arrive at random moments of the server's poll cycle, as Prometheus and its HA twin do;
+``--connections N`` runs N scrapers at once, each back to back, from one thread (a selector), so the
+generator's own threads never queue for its GIL.
 
 ``python -m bench.loadgen --port P --seconds 2`` prints one JSON line: the latencies in seconds and
 the size of the last body.
@@ -15,64 +15,136 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import selectors
 import socket
 import time
 
 ACCEPT_OPENMETRICS = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
 """What Prometheus 2.x sends by default."""
+WARM_UP = 3
+"""Untimed requests per connection first: connection set up, the server used to it."""
 
 
 class Connection:
-    """One keep-alive connection to 127.0.0.1:``port``."""
+    """One keep-alive connection to 127.0.0.1:``port`` that sends one request at a time."""
 
-    def __init__(self, port: int) -> None:
-        self._sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._host = f"127.0.0.1:{port}"
-        self._buffer = bytearray()
-
-    def request(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        """Send one request and read the whole response; return the status and body."""
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self._host}", "Content-Length: 0"]
+    def __init__(self, port: int, path: str, headers: dict[str, str]) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Length: 0"]
         lines += [f"{key}: {value}" for key, value in headers.items()]
-        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        head = self._read_until(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        fields = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
-        if fields.get("transfer-encoding", "").lower() == "chunked":
-            return int(status_line.split()[1]), self._read_chunked()
-        return int(status_line.split()[1]), self._read_exactly(int(fields.get("content-length", "0")))
+        self._request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        self._buffer = bytearray()
+        self._started = 0.0
+        self.size = 0
 
-    def _fill(self) -> None:
-        chunk = self._sock.recv(1 << 20)
+    def send(self) -> None:
+        """Send the request and start its clock."""
+        self._started = time.perf_counter()
+        self.sock.sendall(self._request)
+
+    def receive(self) -> float | None:
+        """Read what has arrived; the latency once the whole response is in, else ``None``."""
+        chunk = self.sock.recv(1 << 20)
         if not chunk:
             raise ConnectionError("server closed the connection")
         self._buffer += chunk
+        return self._complete()
 
-    def _read_until(self, marker: bytes) -> bytes:
-        while (end := self._buffer.find(marker)) < 0:
-            self._fill()
-        data = bytes(self._buffer[:end])
-        del self._buffer[: end + len(marker)]
-        return data
+    def _complete(self) -> float | None:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        status_line, *header_lines = bytes(self._buffer[:end]).decode("latin-1").split("\r\n")
+        fields = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+        if fields.get("transfer-encoding", "").lower() == "chunked":
+            body = _dechunk(self._buffer, end + 4)
+            if body is None:
+                return None
+            consumed, data = body
+        else:
+            size = int(fields.get("content-length", "0"))
+            if len(self._buffer) < end + 4 + size:
+                return None
+            consumed, data = end + 4 + size, bytes(self._buffer[end + 4 : end + 4 + size])
+        if int(status_line.split()[1]) != 200:
+            raise RuntimeError(f"HTTP {status_line}")
+        latency = time.perf_counter() - self._started
+        del self._buffer[:consumed]
+        self.size = len(data)
+        return latency
 
-    def _read_exactly(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            self._fill()
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def _read_chunked(self) -> bytes:
-        body = bytearray()
-        while size := int(self._read_until(b"\r\n").split(b";")[0], 16):
-            body += self._read_exactly(size)
-            self._read_until(b"\r\n")
-        self._read_until(b"\r\n")
-        return bytes(body)
+    def request(self) -> float:
+        """Send one request and wait for the whole response (blocking); return its latency."""
+        self.send()
+        while (latency := self.receive()) is None:
+            pass
+        return latency
 
     def close(self) -> None:
-        self._sock.close()
+        self.sock.close()
+
+
+def _dechunk(buffer: bytearray, start: int) -> tuple[int, bytes] | None:
+    """(bytes consumed, body) of a complete chunked body from ``start``, or ``None`` if it is not all in yet."""
+    body, at = bytearray(), start
+    while True:
+        line_end = buffer.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[at:line_end]).split(b";")[0], 16)
+        if len(buffer) < line_end + 2 + size + 2:
+            return None
+        body += buffer[line_end + 2 : line_end + 2 + size]
+        at = line_end + 2 + size + 2
+        if size == 0:
+            return at, bytes(body)
+
+
+def one_connection(
+    connection: Connection, *, seconds: float, least: int, paced: float | None, rng: random.Random
+) -> list[float]:
+    """Back to back (or paced) requests on one connection for ``seconds`` and at least ``least`` of them."""
+    for _ in range(WARM_UP):
+        connection.request()
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline or len(latencies) < least:
+        if paced is not None:
+            time.sleep(rng.uniform(0.0, 2.0 * paced))  # pacing: a random moment, not synchronization
+        latencies.append(connection.request())
+    return latencies
+
+
+def many_connections(connections: list[Connection], *, seconds: float, least: int) -> list[float]:
+    """Every connection back to back at once, for ``seconds`` and at least ``least`` timed requests in all."""
+    for connection in connections:
+        for _ in range(WARM_UP):
+            connection.request()
+    selector = selectors.DefaultSelector()
+    for connection in connections:
+        selector.register(connection.sock, selectors.EVENT_READ, connection)
+        connection.send()
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    in_flight = len(connections)
+    while in_flight:
+        events = selector.select(timeout=30)
+        if not events:
+            raise TimeoutError("no response within 30 s")
+        for key, _ in events:
+            connection = key.data
+            latency = connection.receive()
+            if latency is None:
+                continue
+            latencies.append(latency)
+            if time.monotonic() < deadline or len(latencies) < least:
+                connection.send()
+            else:
+                in_flight -= 1
+    selector.close()
+    return latencies
 
 
 def run(
@@ -82,36 +154,21 @@ def run(
     *,
     seconds: float,
     least: int,
-    fresh: str | None,
-    publishes: int = 1,
-    gap: float = 0.0,
+    paced: float | None = None,
+    connections: int = 1,
+    seed: int = 1,
 ) -> dict[str, object]:
-    """Time requests for ``seconds`` (and at least ``least`` of them) after a warm-up of three untimed ones."""
-    connection = Connection(port)
-    latencies: list[float] = []
-    size = 0
-
-    def one() -> float:
-        for _ in range(publishes if fresh is not None else 0):
-            connection.request("POST", fresh or "", {})
-            time.sleep(gap)  # pacing: snapshots come this far apart
-        started = time.perf_counter()
-        status, body = connection.request("GET", path, headers)
-        if status != 200:
-            raise RuntimeError(f"HTTP {status} from {path}")
-        nonlocal size
-        size = len(body)
-        return time.perf_counter() - started
-
+    """Time requests as asked; return the latencies and the size of the last body."""
+    opened = [Connection(port, path, headers) for _ in range(connections)]
     try:
-        for _ in range(3):  # warm-up, in the same rhythm: connection set up, the server used to it
-            one()
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline or len(latencies) < least:
-            latencies.append(one())
+        if connections == 1:
+            latencies = one_connection(opened[0], seconds=seconds, least=least, paced=paced, rng=random.Random(seed))
+        else:
+            latencies = many_connections(opened, seconds=seconds, least=least)
     finally:
-        connection.close()
-    return {"latencies": latencies, "bytes": size}
+        for connection in opened:
+            connection.close()
+    return {"latencies": latencies, "bytes": opened[0].size}
 
 
 def main() -> None:
@@ -122,10 +179,12 @@ def main() -> None:
     parser.add_argument("--least", type=int, default=200, help="at least this many requests (default 200)")
     parser.add_argument("--gzip", action="store_true", help="accept gzip")
     parser.add_argument("--openmetrics", action="store_true", help="ask for OpenMetrics as Prometheus does")
-    parser.add_argument("--fresh", metavar="PATH", help="POST to PATH before each timed request")
-    parser.add_argument("--publishes", type=int, default=1, help="how many POSTs before each request (default 1)")
-    parser.add_argument("--gap", type=float, default=0.0, help="seconds after each POST (default 0)")
+    parser.add_argument("--paced", type=float, metavar="MEAN", help="a random wait of MEAN seconds on average first")
+    parser.add_argument("--connections", type=int, default=1, help="scrapers at once, back to back (default 1)")
+    parser.add_argument("--seed", type=int, default=1, help="of the random waits (default 1)")
     args = parser.parse_args()
+    if args.connections > 1 and args.paced is not None:
+        parser.error("--paced takes one connection")
     headers = {"Accept": ACCEPT_OPENMETRICS if args.openmetrics else "text/plain;version=0.0.4"}
     if args.gzip:
         headers["Accept-Encoding"] = "gzip"
@@ -135,9 +194,9 @@ def main() -> None:
         headers,
         seconds=args.seconds,
         least=args.least,
-        fresh=args.fresh,
-        publishes=args.publishes,
-        gap=args.gap,
+        paced=args.paced,
+        connections=args.connections,
+        seed=args.seed,
     )
     print(json.dumps(result), flush=True)
 

@@ -1,15 +1,17 @@
 """Run every benchmark and print one table: each figure, its baseline measured in the same run, and the ratio.
 
-    python -m bench.run                      # every benchmark, short spans (about 15 minutes)
-    python -m bench.run --full               # the long spans (overhead, soak: 10 minutes each)
+    python -m bench.run                      # every benchmark, short spans (under 5 minutes)
+    python -m bench.run --full               # the long spans (overhead, soak: 10 minutes each; about 45 minutes)
     python -m bench.run --only parse,scrape  # some of them
 
 The machine is shared and its load drifts, so every benchmark measures its baseline in the same run
 as the exporter (interleaved where it can) and the ratio between the two is the figure to compare
-across machines. Benchmarks: ``parse`` (upstream parsing), ``scrape`` (``GET /metrics`` latency),
+across machines. Benchmarks: ``parse`` (upstream parsing), ``scrape`` (``GET /metrics`` latency
+while the exporter polls real servers, against ``prometheus_client``; and publishing's CPU),
 ``overhead`` (CPU and memory of the daemon), ``scale`` (servers per core), ``freshness`` (delay of a
 step change, and the window-versus-noise table), ``nvml`` (the cost of a GPU read on a real GPU,
-where there is one), ``soak`` and ``load`` (``bench/soak.py``, ``bench/load.py``).
+where there is one), ``soak`` and ``load`` (``bench/soak.py``, ``bench/load.py``). The default spans
+are short, so re-run a figure that misses its target before believing it; ``--full`` measures longer.
 """
 
 from __future__ import annotations

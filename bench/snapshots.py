@@ -13,6 +13,7 @@ from bench.upstream import Upstream
 from exporter.config import Config, GpuConfig, PricingConfig, ServerConfig
 from exporter.fakes.nvml import h100_node
 from exporter.model import Snapshot
+from exporter.poll import compose
 from exporter.poll.poller import Poller
 from exporter.sources.gpu import GpuSource
 from tests.helpers import Clock
@@ -47,6 +48,11 @@ def node_config(urls: list[str], gpus: int, *, poll_interval: float = 5.0, rate_
 
 async def build_snapshot(servers: int, gpus: int = 8) -> Snapshot:
     """A snapshot of ``servers`` simulated vLLM servers on a fake node of ``gpus`` H100s."""
+    return compose.compose(await build_inputs(servers, gpus))
+
+
+async def build_inputs(servers: int, gpus: int = 8) -> compose.Inputs:
+    """What ``compose`` reads after polling ``servers`` simulated vLLM servers on ``gpus`` H100s."""
     clock = Clock()
     upstream = Upstream(servers, rate=2000.0, clock=clock)
     urls = await upstream.start()
@@ -65,6 +71,6 @@ async def build_snapshot(servers: int, gpus: int = 8) -> Snapshot:
                 await poller.poll_gpus_fast()
                 await poller.poll_servers()
                 clock.advance(5.0)
-            return poller.snapshot()
+            return poller.inputs()
     finally:
         await upstream.close()

@@ -6,7 +6,8 @@ the true tokens/s is known at every moment. By default both recorded data-parall
 (about 80 KB); ``engines=1`` keeps one engine's series (about 47 KB, as a server on one GPU serves).
 
 ``python -m bench.upstream --servers N`` serves N of them on N loopback ports in a process of their
-own and prints their URLs as one JSON line; SIGTERM stops it.
+own and prints their URLs as one JSON line; SIGTERM stops it. ``--first K`` numbers their models from
+K, so that several such processes (a swarm, ``bench.daemon.Upstreams``) serve distinct models.
 """
 
 from __future__ import annotations
@@ -114,11 +115,18 @@ class Upstream:
     """``count`` simulated servers, each on its own loopback port, served by one aiohttp runner."""
 
     def __init__(
-        self, count: int, *, rate: float = 2000.0, engines: int = 2, clock: Callable[[], float] = time.monotonic
+        self,
+        count: int,
+        *,
+        rate: float = 2000.0,
+        engines: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+        first: int = 0,
     ) -> None:
         template = vllm_template(engines=engines)
         self.servers = [
-            SimulatedServer(template.for_model(f"org/model-{i:04d}"), Rate(rate, clock)) for i in range(count)
+            SimulatedServer(template.for_model(f"org/model-{i:04d}"), Rate(rate, clock))
+            for i in range(first, first + count)
         ]
         self.urls: list[str] = []
         self._by_port: dict[int, SimulatedServer] = {}
@@ -147,8 +155,8 @@ class Upstream:
             await self._runner.cleanup()
 
 
-async def _serve(count: int, rate: float, engines: int) -> None:
-    upstream = Upstream(count, rate=rate, engines=engines)
+async def _serve(count: int, rate: float, engines: int, first: int) -> None:
+    upstream = Upstream(count, rate=rate, engines=engines, first=first)
     urls = await upstream.start()
     print(json.dumps({"urls": urls}), flush=True)
     stop = asyncio.Event()
@@ -164,8 +172,9 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=8, help="how many servers (default 8)")
     parser.add_argument("--rate", type=float, default=2000.0, help="generation tokens/s of each (default 2000)")
     parser.add_argument("--engines", type=int, default=2, choices=(1, 2), help="data-parallel engines (default 2)")
+    parser.add_argument("--first", type=int, default=0, help="number of the first server's model (default 0)")
     args = parser.parse_args()
-    asyncio.run(_serve(args.servers, args.rate, args.engines))
+    asyncio.run(_serve(args.servers, args.rate, args.engines, args.first))
 
 
 if __name__ == "__main__":

@@ -442,6 +442,8 @@ class Snapshot:
     with the default price for GPUs a server claims that NVML did not read; ``None`` without a GPU reading."""
     unattributed_cost_per_second: float | None = None
     """The part of ``node_cost_per_second`` of GPUs (or parts of them) that no server that is up claims."""
+    event_loop_lag_seconds: float = 0.0
+    """Set by the service: the longest delay of its event loop over the last 30 s (0 until measured)."""
 
 
 def _check_sample_fields() -> None:

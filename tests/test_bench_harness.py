@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Callable
 
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 
+import bench.baseline as baseline_module
 from bench import parse, run, scrape
-from bench.baseline import baseline_app
+from bench.baseline import PerSnapshot, baseline_app, cached_app
 from bench.common import Row, percentile, table
+from bench.daemon import Upstreams
 from bench.snapshots import build_snapshot, gpus_of
 from bench.upstream import Rate, vllm_template
 from exporter.config import Config
@@ -49,23 +56,83 @@ def test_servers_are_spread_over_gpus_tensor_parallel_when_fewer_than_gpus() -> 
     assert gpus_of(9, 64, 8) == (1,)
 
 
-@pytest.mark.asyncio
-async def test_the_baseline_collector_serves_the_same_series_as_the_exporter() -> None:
-    snapshot = await build_snapshot(2)
-    service = Service(Config(), gpu_factory=lambda _config: None)
-    service.publish(snapshot)
-    runner = web.AppRunner(baseline_app(lambda: service.exposition.snapshot), access_log=None)
+def samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def get_metrics(app: web.Application, headers: dict[str, str] | None = None) -> tuple[str, int]:
+    """One GET of ``/metrics`` from ``app`` served on loopback: the body as text, and its size as sent."""
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
     try:
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
-            baseline = await response.text()
+        async with aiohttp.ClientSession() as session, session.get(url, headers=headers or {}) as response:
+            return await response.text(), int(response.headers["Content-Length"])
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_both_baselines_serve_the_same_samples_as_the_exporter() -> None:
+    snapshot = await build_snapshot(2)
+    service = Service(Config(), gpu_factory=lambda _config: None)
+    service.publish(snapshot)
     ours = service.exposition.body(Variant(False, False)).decode()
     assert "inference_time_to_first_token_seconds_bucket" in ours
-    assert scrape.series(ours) == scrape.series(baseline)
+    for app in (baseline_app, cached_app):
+        text, _ = await get_metrics(app(lambda: service.exposition.snapshot))
+        assert samples(text) == samples(ours), app.__name__
+    assert scrape.series_of(ours) == {(name, labels) for name, labels, _ in samples(ours)}
+
+
+@pytest.mark.asyncio
+async def test_the_cached_baseline_encodes_once_per_snapshot_and_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = await build_snapshot(1), await build_snapshot(2)
+    current = [first]
+    encoded: list[str] = []
+    real = baseline_module.choose_encoder
+
+    def counting_choose(accept: str) -> tuple[Callable[[CollectorRegistry], bytes], str]:
+        encoder, content_type = real(accept)
+
+        def counting(registry: CollectorRegistry) -> bytes:
+            encoded.append(content_type)
+            return encoder(registry)
+
+        return counting, content_type
+
+    monkeypatch.setattr(baseline_module, "choose_encoder", counting_choose)
+    app = web.Application()
+    app.router.add_get("/metrics", PerSnapshot(lambda: current[0]).handle)
+    openmetrics = {"Accept": "application/openmetrics-text", "Accept-Encoding": "identity"}
+    for _ in range(3):
+        await get_metrics(app, openmetrics)
+    assert len(encoded) == 1, "one snapshot: encoded once for three scrapes"
+    await get_metrics(app, {"Accept": "text/plain", "Accept-Encoding": "identity"})
+    assert len(encoded) == 2, "the other format is encoded once too"
+    current[0] = second
+    text, size = await get_metrics(app, openmetrics)
+    assert len(encoded) == 3 and 'server="server-001"' in text, "a new snapshot is encoded afresh"
+    for _ in range(2):
+        zipped_text, zipped = await get_metrics(app, {**openmetrics, "Accept-Encoding": "gzip"})
+    assert len(encoded) == 3, "gzip compresses the bytes encoded already"
+    assert zipped_text == text and zipped < size / 3
+
+
+def test_a_swarm_splits_the_servers_between_processes_with_a_model_each() -> None:
+    with Upstreams(5, processes=2, engines=1) as swarm:
+        assert len(swarm.urls) == 5 == len(set(swarm.urls))
+        models = set()
+        for url in swarm.urls:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body = response.read().decode()
+            models |= set(re.findall(r'model_name="([^"]+)"', body))
+    assert models == {f"org/model-{i:04d}" for i in range(5)}
 
 
 def test_the_parse_baseline_gives_identical_samples_and_is_slower() -> None:
@@ -107,8 +174,10 @@ async def test_the_load_generator_times_keep_alive_requests_in_its_own_process()
     port = runner.addresses[0][1]
     try:
         results = []
-        for path in ("/metrics", "/metrics?chunked=1"):
-            command = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--path", path]
+        ways = [("/metrics",), ("/metrics?chunked=1",), ("/metrics", "--paced", "0.002")]
+        ways.append(("/metrics", "--connections", "4"))
+        for path, *flags in ways:
+            command = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--path", path, *flags]
             process = await asyncio.create_subprocess_exec(
                 *command, "--seconds", "0", "--least", "20", stdout=subprocess.PIPE
             )
@@ -117,9 +186,11 @@ async def test_the_load_generator_times_keep_alive_requests_in_its_own_process()
             results.append(json.loads(out))
     finally:
         await runner.cleanup()
-    assert [r["bytes"] for r in results] == [5000, 1000]
-    assert all(len(r["latencies"]) == 20 and min(r["latencies"]) > 0 for r in results)
-    assert hits == 2 * (20 + 3)  # three warm-up requests each
+    assert [r["bytes"] for r in results] == [5000, 1000, 5000, 5000]
+    assert all(len(r["latencies"]) >= 20 and min(r["latencies"]) > 0 for r in results)
+    concurrent = len(results[3]["latencies"])
+    assert concurrent <= 20 + 4, "each connection stops after the one that reaches the count"
+    assert hits == 3 * (20 + 3) + concurrent + 4 * 3  # three warm-up requests per connection
 
 
 def test_the_runner_refuses_unknown_benchmarks_and_prints_one_table() -> None:

@@ -104,14 +104,14 @@ async def test_a_failing_compose_and_kubelet_are_counted_survived_and_never_serv
         second = dataclasses.replace(first, servers=(*first.servers, ServerConfig("b", srv.url, timeout=0.15)))
         service = Service(first, gpu_factory=lambda _c: None, kubelet=BrokenKubelet, config_loader=lambda: second)
         degraded: list[Snapshot] = []
-        publish = service.publish
+        publish = service.publish_in_slices
 
-        def record(snapshot: Snapshot) -> None:
+        async def record(snapshot: Snapshot) -> None:
             if any(s.status.error and "composing the snapshot" in s.status.error for s in snapshot.servers):
                 degraded.append(snapshot)
-            publish(snapshot)
+            await publish(snapshot)
 
-        service.publish = record  # type: ignore[method-assign]
+        service.publish_in_slices = record  # type: ignore[method-assign]
         with capture_logs() as logs:
             await service.start()
             try:

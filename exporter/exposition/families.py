@@ -175,6 +175,7 @@ def _meta(snapshot: Snapshot) -> Iterator[Family]:
     yield m.SNAPSHOT_TIMESTAMP, [((), snapshot.taken_at_unix)]
     yield m.MISSED_POLLS, [((), float(snapshot.missed_polls))]
     yield m.LOOP_ERRORS, [((loop,), float(count)) for loop, count in snapshot.loop_errors]
+    yield m.EVENT_LOOP_LAG, [((), snapshot.event_loop_lag_seconds)]
     if snapshot.config_reload is not None:
         yield m.CONFIG_RELOAD_SUCCESS, [((), 1.0 if snapshot.config_reload.successful else 0.0)]
         yield m.CONFIG_RELOAD_TIMESTAMP, [((), snapshot.config_reload.last_success_unix)]

@@ -566,6 +566,15 @@ LOOP_ERRORS = _m(
     "kubelet, publish); what the loop owns is marked down meanwhile. Any increase is a bug worth reporting.",
     "exporter",
 )
+EVENT_LOOP_LAG = _m(
+    "inference_exporter_event_loop_lag_seconds",
+    "gauge",
+    (),
+    "Longest delay of the exporter's event loop over the last 30 s (a timer checked 4 times a second): about "
+    "the longest a scrape could have waited then. Under a millisecond normally; staying high means the exporter "
+    "itself is the bottleneck (too many servers per process at this poll interval, or unusually large bodies).",
+    "exporter",
+)
 SNAPSHOT_TIMESTAMP = _m(
     "inference_exporter_snapshot_timestamp_seconds",
     "gauge",

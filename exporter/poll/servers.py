@@ -19,7 +19,7 @@ from exporter.config import Config, ServerConfig
 from exporter.model import NOT_POLLED, ServerSample, SourceStatus
 from exporter.poll.supervise import describe
 from exporter.sources.upstream.fetch import UpstreamError
-from exporter.sources.upstream.reader import ServerReader
+from exporter.sources.upstream.reader import ServerReader, Turns
 
 log = structlog.get_logger("exporter.poll")
 
@@ -90,24 +90,31 @@ async def poll_server(
         state.failed(f"internal error: {describe(exc)}", clock() - started)
 
 
-def reader_for(server: ServerConfig, config: Config, session: aiohttp.ClientSession) -> ServerReader:
-    """The reader of one server under ``config``'s body and series caps."""
-    return ServerReader(server, session, max_body_bytes=config.max_body_bytes, max_series=config.max_series_per_server)
+def reader_for(
+    server: ServerConfig, config: Config, session: aiohttp.ClientSession, turns: Turns | None = None
+) -> ServerReader:
+    """The reader of one server under ``config``'s body and series caps, parsing in ``turns``."""
+    return ServerReader(
+        server, session, max_body_bytes=config.max_body_bytes, max_series=config.max_series_per_server, turns=turns
+    )
 
 
 def states_for(
-    config: Config, session: aiohttp.ClientSession, previous: Mapping[str, ServerState] | None = None
+    config: Config,
+    session: aiohttp.ClientSession,
+    previous: Mapping[str, ServerState] | None = None,
+    turns: Turns | None = None,
 ) -> dict[str, ServerState]:
     """The servers' states under ``config``.
 
     A server whose name, URL and kind are unchanged keeps its state and rate windows (its other
     settings apply from the next poll); others start afresh, and removed ones are forgotten, so their
-    series disappear.
+    series disappear. The readers share ``turns`` (see ``reader.Turns``).
     """
     states: dict[str, ServerState] = {}
     for server in config.servers:
         state = (previous or {}).get(server.name)
-        reader = reader_for(server, config, session) if server.polled else None
+        reader = reader_for(server, config, session, turns) if server.polled else None
         if state is not None and _same_target(state.config, server):
             state.config, state.reader = server, reader
         else:

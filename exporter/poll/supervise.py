@@ -9,6 +9,7 @@ and the loop carries on. Cancellation (stop, reload) always goes through.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -17,6 +18,13 @@ log = structlog.get_logger("exporter.poll")
 
 LOOPS = ("servers", "gpu_fast", "gpu_slow", "kubelet", "publish")
 """Every loop's name, as the ``loop`` label says it."""
+
+OnFailure = Callable[[str], Awaitable[None] | None]
+"""Marks what a loop owns down, given the reason; may be a coroutine function (publishing a degraded snapshot)."""
+
+
+def _nothing(_reason: str) -> None:
+    """A loop that owns no source marks nothing down."""
 
 
 def describe(exc: BaseException) -> str:
@@ -46,7 +54,7 @@ class Supervisor:
         self,
         loop: str,
         body: Callable[[], Awaitable[object]],
-        on_failure: Callable[[str], None] = lambda _reason: None,
+        on_failure: OnFailure = _nothing,
     ) -> bool:
         """Run one iteration of ``loop``; ``False`` (after ``on_failure(reason)``) when it raised."""
         self.errors.setdefault(loop, 0)
@@ -55,13 +63,13 @@ class Supervisor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._failed(loop, exc, on_failure)
+            await self._failed(loop, exc, on_failure)
             return False
         if self._failing.pop(loop, None) is not None:
             log.info("loop_recovered", loop=loop)
         return True
 
-    def _failed(self, loop: str, exc: Exception, on_failure: Callable[[str], None]) -> None:
+    async def _failed(self, loop: str, exc: Exception, on_failure: OnFailure) -> None:
         reason = describe(exc)
         self.errors[loop] += 1
         if loop in self._failing:
@@ -70,6 +78,10 @@ class Supervisor:
             log.error("loop_failed", loop=loop, error=reason, exc_info=exc)
         self._failing[loop] = reason
         try:
-            on_failure(reason)
+            marked = on_failure(reason)
+            if inspect.isawaitable(marked):
+                await marked
+        except asyncio.CancelledError:
+            raise
         except Exception:  # marking down must never take the loop with it
             log.exception("loop_failure_handler_crashed", loop=loop)

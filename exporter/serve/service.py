@@ -2,6 +2,16 @@
 
 Setup and teardown live here in one place (``start``/``stop``), which the web app's cleanup context
 calls. The service holds the ``Exposition`` of the latest snapshot; scrapes read it and nothing else.
+
+Polling, publishing and serving share one event loop, and the serving path never waits for the
+others: the poller's steps are short (one request sent or one body parsed per turn of the loop),
+and a snapshot is rendered in slices (``publish_in_slices``) while scrapes keep reading the
+previous one's bytes; the new ``Exposition`` replaces it, in one assignment, once its due forms are
+made. ``LoopLag`` measures how well that holds (``inference_exporter_event_loop_lag_seconds``).
+The measured alternatives, a listener thread (the GIL makes it wait for the poll thread's parses)
+and worker processes (their memory, and snapshots copied between processes), are in
+docs/performance.md.
+
 ``reload`` reads the configuration again (SIGHUP, ``POST /-/reload``): a valid one replaces the
 running one without a restart, an invalid one is logged with every problem and changes nothing but
 ``inference_config_last_reload_successful``.
@@ -25,6 +35,7 @@ from exporter.exposition.cache import Exposition, Variant
 from exporter.exposition.demand import Demand
 from exporter.model import ConfigReload, Snapshot
 from exporter.poll.poller import Poller
+from exporter.serve.lag import LoopLag
 from exporter.serve.sdnotify import Notifier
 from exporter.serve.status import StatusBoard
 from exporter.sources.gpu import GpuSource
@@ -89,19 +100,55 @@ class Service:
         self.poller: Poller | None = None
         self._demand: Demand[Variant] = Demand(clock)
         """When scrapes ask for what, so that a snapshot renders up front only what a scrape will read."""
+        self.lag = LoopLag()
         self.exposition = Exposition(
             Snapshot(taken_at_unix=wall(), servers=(), gpus=(), lost_gpus=(), nvml=None), self._demand
         )
         self.status_page = StatusBoard(config, self.exposition.snapshot)
+        self._tickets = self._served = 0
+        """Publishes begun, and the latest one served: a publish overtaken by a later one is dropped."""
 
     def publish(self, snapshot: Snapshot) -> None:
-        """Make a new snapshot the one served, rendered at most once per form; record it for the status page."""
-        self.exposition = Exposition(dataclasses.replace(snapshot, config_reload=self._reload), self._demand)
-        self.status_page.record(self.exposition.snapshot, self.config)
-        self._was_ready = self._was_ready or snapshot.ready
+        """Make a snapshot the one served now, its due forms made in one go; record it for the status page.
+
+        For start-up and reloads (and tests); the poller publishes with ``publish_in_slices``.
+        """
+        ticket, exposition = self._exposition_of(snapshot, prepared=True)
+        if self._serve(ticket, exposition):
+            self._record(exposition)
+
+    async def publish_in_slices(self, snapshot: Snapshot) -> None:
+        """Make a snapshot the one served once its due forms are made, in slices that let scrapes in.
+
+        The status page's history records it in a step of its own, just after.
+        """
+        ticket, exposition = self._exposition_of(snapshot, prepared=False)
+        await exposition.prepare()
+        if self._serve(ticket, exposition):
+            await asyncio.sleep(0)
+            if ticket == self._served:  # not overtaken meanwhile
+                self._record(exposition)
+
+    def _exposition_of(self, snapshot: Snapshot, *, prepared: bool) -> tuple[int, Exposition]:
+        self._tickets += 1
+        served = dataclasses.replace(snapshot, config_reload=self._reload, event_loop_lag_seconds=self.lag.worst())
+        return self._tickets, Exposition(served, self._demand, prepared=prepared)
+
+    def _serve(self, ticket: int, exposition: Exposition) -> bool:
+        """Make ``exposition`` the one served, unless a later publish is served already."""
+        if ticket < self._served:
+            return False
+        self._served = ticket
+        self.exposition = exposition
+        self._was_ready = self._was_ready or exposition.snapshot.ready
+        return True
+
+    def _record(self, exposition: Exposition) -> None:
+        self.status_page.record(exposition.snapshot, self.config)
 
     async def start(self) -> None:
         """Open the client session and NVML, and start polling."""
+        self.lag.start()
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None),
             connector=aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=4, force_close=False),
@@ -113,7 +160,7 @@ class Service:
             self.config,
             session=self._session,
             gpu_source=self._gpu,
-            publish=self.publish,
+            publish=self.publish_in_slices,
             clock=self._clock,
             wall=self._wall,
             attributor=Attributor(self.config, kubelet=self._kubelet, wall=self._wall),
@@ -135,6 +182,7 @@ class Service:
         """Stop polling and release the session and NVML (after a reload in progress)."""
         async with self._reload_lock:
             self._stopped = True
+            self.lag.stop()
             await self._stop_polling()
             if self._session is not None:
                 await self._session.close()

@@ -1,6 +1,9 @@
 """The HTTP endpoint: ``/metrics`` from pre-rendered bytes, the status page and its JSON, health, readiness, reload.
 
 State sits under typed ``web.AppKey``s; setup and teardown of the service run in ``cleanup_ctx``.
+Every handler reads what the latest published snapshot made and returns; none waits for polling.
+A handler takes the service's current ``Exposition`` (or status board) once, so a snapshot
+published while it runs never mixes into its answer.
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ def choose_variant(request: web.Request) -> Variant:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Serve the latest snapshot's bytes; no rendering, no I/O."""
+    """Serve the latest snapshot's bytes (made up front, or by the first scrape of a form nobody expected); no I/O."""
     variant = choose_variant(request)
     body = request.app[SERVICE].exposition.body(variant)
     headers = {"Content-Type": OPENMETRICS_CONTENT_TYPE if variant.openmetrics else TEXT_CONTENT_TYPE}
@@ -132,12 +135,12 @@ async def status_page(request: web.Request) -> web.Response:
     """The live status page: rendered at most once per snapshot, then served from its bytes."""
     links = Links(metrics=request.app[SETTINGS].telemetry_path.lstrip("/"))
     compress = "gzip" in request.headers.get("Accept-Encoding", "")
-    body = request.app[SERVICE].status_page.html(links, compress=compress)
+    body = await request.app[SERVICE].status_page.read_html(links, compress=compress)
     return web.Response(body=body, headers=_status_headers("text/html; charset=utf-8", compress))
 
 
 async def status_api(request: web.Request) -> web.Response:
     """``/api/v1/status``: the status page's data as JSON (README, "Status page")."""
     compress = "gzip" in request.headers.get("Accept-Encoding", "")
-    body = request.app[SERVICE].status_page.json(compress=compress)
+    body = await request.app[SERVICE].status_page.read_json(compress=compress)
     return web.Response(body=body, headers=_status_headers("application/json; charset=utf-8", compress))

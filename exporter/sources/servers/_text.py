@@ -5,6 +5,10 @@ kilobytes). Instead of parsing every line into objects, ``scan`` runs one compil
 that matches only lines starting with a wanted name, and parses labels only for those. Helpers then
 group series by a label and sum counters, take gauges, and rebuild histograms in seconds.
 
+The expression reads a well-formed line whole (labels, value, optional timestamp and exemplar) in
+the same match that finds it; a line it cannot read so is read again by the plain two-step reader
+(``_split``), which raises the precise error, so the fast path changes speed, never results.
+
 Hostile input is bounded: the caller caps the body size and the number of sample lines
 (``check_series_count``); ``scan`` caps the length of a line and the number of labels of a series,
 rejects duplicate series and cut-short lines of the families it reads, and every failure is a
@@ -42,6 +46,11 @@ _SAMPLE_REST = re.compile(
     r"[ \t]+(\S+)(?:[ \t]+-?\d+)?(?:[ \t]+#.*)?[ \t]*\r?"
 )
 """After the name: labels (quoted values may hold braces), value, optional timestamp, optional exemplar."""
+_WELL_FORMED = (
+    r'(?:\{((?:[^"{}\n]++|"(?:[^"\\\n]++|\\[^\n])*+")*+)\})?'
+    r"[ \t]+(\S+)(?:[ \t]+-?\d+)?(?:[ \t]+#[^\n]*)?[ \t]*\r?(?=\n|\Z)"
+)
+"""``_SAMPLE_REST`` up to the end of the line, for lines found in the whole text: nothing in it crosses a newline."""
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"')
 """A label and its quoted value; runs of plain characters are taken whole, not one per branch (1.8× faster)."""
 _ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
@@ -61,6 +70,12 @@ def _line_pattern(names: frozenset[str]) -> re.Pattern[str]:
     alternation anchored with ``^``.
     """
     return re.compile(rf"\n({_prefix_tree(names)})(?=[{{ \t\r\n]|\Z)([^\n]*)")
+
+
+@lru_cache(maxsize=64)
+def _scan_pattern(names: frozenset[str]) -> re.Pattern[str]:
+    """``_line_pattern`` that also reads a well-formed line: groups name, labels, value; or name and the rest."""
+    return re.compile(rf"\n({_prefix_tree(names)})(?:{_WELL_FORMED}|(?=[{{ \t\r\n]|\Z)([^\n]*))")
 
 
 def _prefix_tree(names: Iterable[str]) -> str:
@@ -93,17 +108,40 @@ def scan(text: str, names: Collection[str]) -> dict[str, Series]:
     """
     found: dict[str, Series] = {}
     seen: set[tuple[str, str]] = set()
-    for match in _line_pattern(frozenset(names)).finditer("\n" + text):
-        name, raw_labels, raw_value = _split(match)
-        if (name, raw_labels) in seen:
+    labels_of, in_this_body = _MEMO.labels, _BodyMemo()
+    for match in _scan_pattern(frozenset(names)).finditer("\n" + text):
+        name, raw_labels, raw_value, rest = match.group(1, 2, 3, 4)
+        if rest is not None or match.end() - match.end(1) > MAX_LINE_LENGTH:
+            name, raw_labels, raw_value = _split_rest(name, rest if rest is not None else _rest_of(match))
+        elif raw_labels is None:
+            raw_labels = ""
+        key = (name, raw_labels)
+        if key in seen:
             raise ParseError(f"duplicate series {name}{{{_excerpt(raw_labels)}}}")
-        seen.add((name, raw_labels))
-        found.setdefault(name, []).append((_labels(name, raw_labels), _value(name, raw_value)))
+        seen.add(key)
+        labels = labels_of(raw_labels, in_this_body) if raw_labels else {}
+        if len(labels) > MAX_LABELS:
+            raise ParseError(f"{name}: {len(labels)} labels on one series, more than the limit of {MAX_LABELS}")
+        try:
+            value = float(raw_value)
+        except ValueError:
+            raise ParseError(f"{name}: value {raw_value[:40]!r} is not a number") from None
+        series = found.get(name)
+        if series is None:
+            found[name] = [(labels, value)]
+        else:
+            series.append((labels, value))
     return found
 
 
-def _split(match: re.Match[str]) -> tuple[str, str, str]:
-    name, rest = match.group(1), match.group(2)
+def _rest_of(match: re.Match[str]) -> str:
+    """What follows the name on a matched line, up to its end."""
+    end = match.string.find("\n", match.end(1))
+    return match.string[match.end(1) : end if end >= 0 else None]
+
+
+def _split_rest(name: str, rest: str) -> tuple[str, str, str]:
+    """Read a line the plain way: check its length, then the rest of it whole; raise ``ParseError``."""
     if len(rest) > MAX_LINE_LENGTH:
         raise ParseError(f"{name}: a sample line of {len(rest)} characters, more than the limit of {MAX_LINE_LENGTH}")
     sample = _SAMPLE_REST.fullmatch(rest)
@@ -112,11 +150,9 @@ def _split(match: re.Match[str]) -> tuple[str, str, str]:
     return name, sample.group(1) or "", sample.group(2)
 
 
-def _labels(name: str, raw: str) -> Labels:
-    labels = parse_labels(raw)
-    if len(labels) > MAX_LABELS:
-        raise ParseError(f"{name}: {len(labels)} labels on one series, more than the limit of {MAX_LABELS}")
-    return labels
+def _split(match: re.Match[str]) -> tuple[str, str, str]:
+    """Name, raw labels and raw value of a ``_line_pattern`` match (the plain reader)."""
+    return _split_rest(match.group(1), match.group(2))
 
 
 def _excerpt(text: str, size: int = 80) -> str:
@@ -127,29 +163,62 @@ def parse_labels(raw: str) -> Labels:
     """Parse the inside of ``{...}`` into a dict, unescaping values."""
     if not raw:
         return {}
-    if len(raw) <= _CACHED_LABELS_LENGTH:
-        return dict(_cached_labels(raw))
-    return _labels_of(raw)
+    return _MEMO.labels(raw, _BodyMemo())
 
 
-_CACHED_LABELS_LENGTH = 256
+Pairs = tuple[tuple[str, str], ...]
+_BodyMemo = dict[str, Pairs]
+"""The label sets of one body, parsed once each: counters of one engine and model share theirs."""
 
 
-@lru_cache(maxsize=4096)
-def _cached_labels(raw: str) -> tuple[tuple[str, str], ...]:
-    """Label sets recur at every poll of a server (only values change): parse each once.
+class _LabelMemo:
+    """Parsed label sets by their text: label sets recur at every poll of a server (only values change).
 
-    Label parsing was a third of a poll's parse time; a hit costs a tenth of a parse. Only short
-    label sets are kept (at most 4096 of at most 256 characters), so a hostile body cannot grow it.
+    A hit costs a fifth of a parse. Only short label sets are kept, at most ``capacity`` of them, so a
+    hostile body cannot grow it. Entries are never evicted one by one: a least-recently-used cache
+    smaller than the label sets of a fleet misses every time (the servers are read in the same order
+    at every poll), while keeping the first ``capacity`` ones hits on that share of them. Label sets
+    that stop recurring (a server renamed its model) are dropped when the memo, full, has missed
+    ``capacity`` times: it then fills again with the ones in use. A label set that recurs within one
+    body (the families of one engine and model share it) is parsed once whatever the memo holds.
     """
-    return tuple(_labels_of(raw).items())
+
+    def __init__(self, capacity: int, longest: int) -> None:
+        self.capacity, self.longest = capacity, longest
+        self._parsed: dict[str, Pairs] = {}
+        self._misses_while_full = 0
+
+    def labels(self, raw: str, body: _BodyMemo) -> Labels:
+        """A fresh dict of the labels in ``raw`` (callers may change it); ``body`` holds those of this body."""
+        pairs = self._parsed.get(raw) or body.get(raw)
+        if pairs is not None:
+            return dict(pairs)
+        labels = _labels_of(raw)
+        pairs = body[raw] = tuple(labels.items())
+        if len(raw) <= self.longest:
+            self._keep(raw, pairs)
+        return labels
+
+    def _keep(self, raw: str, pairs: Pairs) -> None:
+        if len(self._parsed) < self.capacity:
+            self._parsed[raw] = pairs
+            return
+        self._misses_while_full += 1
+        if self._misses_while_full > self.capacity:
+            self._parsed.clear()
+            self._misses_while_full = 0
+
+
+_MEMO = _LabelMemo(capacity=8192, longest=256)
+"""At most 8192 label sets of at most 256 characters: a few MB at most."""
 
 
 def _labels_of(raw: str) -> Labels:
     labels = dict(_LABEL.findall(raw))
-    for key, value in labels.items():
-        if "\\" in value:
-            labels[key] = _ESCAPE.sub(lambda m: _ESCAPES[m.group(0)], value)
+    if "\\" in raw:
+        for key, value in labels.items():
+            if "\\" in value:
+                labels[key] = _ESCAPE.sub(lambda m: _ESCAPES[m.group(0)], value)
     return labels
 
 
