@@ -16,7 +16,7 @@ from exporter.exposition.families import families
 from exporter.exposition.text import render
 from exporter.poll.poller import Poller
 from exporter.sources.upstream.fetch import UpstreamError, fetch_text
-from exporter.sources.upstream.reader import ServerReader
+from exporter.sources.upstream.reader import REDETECT_POLLS, ServerReader
 from tests.conftest import fixture_text
 from tests.helpers import Clock, listen
 
@@ -250,3 +250,21 @@ async def test_a_new_kind_is_detected_and_served_with_its_counting_moment(
     text = render(families(poller.snapshot())).decode()
     assert f'inference_server_info{{server="s",kind="{kind}",version="",token_counting="{counting}"}} 1.0' in text
     assert f'inference_generation_tokens_total{{server="s",model="{model}"}} {generated:.1f}' in text
+
+
+@pytest.mark.asyncio
+async def test_kind_auto_sees_a_server_of_another_kind_at_its_first_body_or_within_the_redetection(
+    session: aiohttp.ClientSession,
+) -> None:
+    routes: dict[str, web.StreamResponse | str | bytes] = {"/metrics": fixture_text("servers", "tgi-3.x.prom")}
+    async with loopback(routes) as base:
+        polled = reader(session, f"{base}/metrics")
+        assert (await polled.poll()).kind == "tgi"
+        routes["/metrics"] = fixture_text("servers", "vllm-0.33.0-reconstructed.prom")
+        assert (await polled.poll()).kind == "vllm"  # TGI's adapter does not claim it: detected again at once
+        # Triton's vLLM backend re-exports vllm: families, so vLLM's own verdict still claims its body;
+        # the whole detection, which asks Triton first, runs again within REDETECT_POLLS polls
+        routes["/metrics"] = fixture_text("servers", "triton-vllm-backend-reconstructed.prom")
+        kinds = [(await polled.poll()).kind for _ in range(REDETECT_POLLS)]
+    assert kinds[-1] == "triton"
+    assert set(kinds) <= {"vllm", "triton"} and kinds == sorted(kinds, key=lambda k: k == "triton")

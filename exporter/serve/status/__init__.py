@@ -95,13 +95,34 @@ class StatusBoard:
         self, config: Config, snapshot: Snapshot, *, window: float = WINDOW_SECONDS, max_series: int = MAX_SERIES
     ) -> None:
         resolution = resolution_for(config.poll_interval, window)
-        self.history = History(resolution=resolution, window=max(window, resolution), max_series=max_series)
+        self._history = History(resolution=resolution, window=max(window, resolution), max_series=max_series)
         self._forms = _Forms(snapshot, _settings(config))
+        self._pending: Snapshot | None = None
+        """The latest snapshot not yet written into the history (see ``record``)."""
+
+    @property
+    def history(self) -> History:
+        """The history, with the latest snapshot in it."""
+        self._flush()
+        return self._history
 
     def record(self, snapshot: Snapshot, config: Config) -> None:
-        """Add a snapshot to the history and make it the one shown."""
-        record(self.history, snapshot)
+        """Make a snapshot the one shown, and the one its history slot keeps.
+
+        A slot keeps the last snapshot taken in it, so a snapshot is written into the history only
+        once the next one falls in another slot, or someone looks: with a 1 s GPU loop and 5 s slots,
+        one write in five, and the same history.
+        """
+        pending = self._pending
+        if pending is not None and not self._history.same_slot(pending.taken_at_unix, snapshot.taken_at_unix):
+            self._flush()
+        self._pending = snapshot
         self._forms = _Forms(snapshot, _settings(config))
+
+    def _flush(self) -> None:
+        if self._pending is not None:
+            record(self._history, self._pending)
+            self._pending = None
 
     def view(self) -> StatusView:
         """The view of the latest snapshot."""

@@ -79,6 +79,10 @@ class History:
         """Absolute slot number (time // resolution) of the newest slot; ``None`` before the first record."""
         self._first_slot: int | None = None
 
+    def same_slot(self, first_unix: float, second_unix: float) -> bool:
+        """Whether two moments fall in the same slot."""
+        return math.floor(first_unix / self.resolution) == math.floor(second_unix / self.resolution)
+
     def record(self, taken_at_unix: float, points: Iterable[Point], servers: Iterable[str]) -> None:
         """Write one snapshot's values into its slot; forget servers no longer configured and stale series."""
         self._advance(math.floor(taken_at_unix / self.resolution))

@@ -332,7 +332,9 @@ def histograms_by(
     return out
 
 
+@lru_cache(maxsize=1024)
 def _bound(raw: str | None) -> float | None:
+    """A bucket's upper bound from its ``le`` text (bounds recur at every poll: each is read once)."""
     try:
         bound = float(raw) if raw is not None else None
     except ValueError:
@@ -352,13 +354,15 @@ def _finite_sum_by(series: Iterable[tuple[Labels, float]], label: str, default: 
 def _histogram(group: dict[float, float], count: float | None, total: float | None, scale: float) -> Histogram | None:
     if math.inf not in group or count is None or total is None:
         return None
-    values = [group[bound] for bound in sorted(group)]
+    bounds = sorted(group)
+    values = [group[bound] for bound in bounds]
     if not all(math.isfinite(v) and v >= 0 for v in values):
         return None
     if any(later < earlier for earlier, later in pairwise(values)):
         return None  # cumulative counts that fall: not a histogram we can serve
-    pairs = tuple((bound * scale if math.isfinite(bound) else bound, group[bound]) for bound in sorted(group))
-    return Histogram(buckets=pairs, count=count, sum=total * scale)
+    if scale != 1.0:
+        bounds = [bound * scale if math.isfinite(bound) else bound for bound in bounds]
+    return Histogram(buckets=tuple(zip(bounds, values, strict=True)), count=count, sum=total * scale)
 
 
 def process_start_time(found: Mapping[str, Series]) -> float | None:

@@ -32,6 +32,10 @@ from exporter.sources.upstream.fetch import UpstreamError, fetch_text
 T = TypeVar("T")
 
 
+REDETECT_POLLS = 60
+"""With ``kind: auto``, how many polls in a row may trust the adapter detected last (see ``_adapter_for``)."""
+
+
 class Turns:
     """CPU-bound steps of many polls, taken one at a time, each in a turn of the event loop of its own."""
 
@@ -62,7 +66,9 @@ class ServerReader:
         self._max_body_bytes = max_body_bytes
         self._max_series = max_series
         self.adapter: Adapter | None = None if config.kind == "auto" else get_adapter(config.kind)
-        """The configured adapter; with ``kind: auto`` each body is detected afresh (a cheap test)."""
+        """The configured adapter; ``None`` with ``kind: auto``, where each body is detected."""
+        self._detected: Adapter | None = None
+        self._polls_since_detection = 0
         self._access = UpstreamAccess(config)
         self._turns = turns or Turns()
         """Shared by the readers of one poller, so that their parses take turns."""
@@ -95,12 +101,25 @@ class ServerReader:
         return await fetch_text(self._session, url, timeout=remaining, max_bytes=self._max_body_bytes, options=options)
 
     def _adapter_for(self, text: str) -> Adapter:
+        """The configured adapter, else the one detection picks for this body.
+
+        With ``kind: auto`` the whole detection (every adapter, in order) runs on the first body, on
+        every ``REDETECT_POLLS``-th, and on any body the adapter found last does not claim; in between,
+        that adapter's own verdict confirms it (a few microseconds, where the whole detection of a
+        vLLM body is twenty times that). A server replaced by another kind is seen at its first body
+        the old adapter does not claim, and within ``REDETECT_POLLS`` polls in any case.
+        """
         if self.adapter is not None:
             return self.adapter
+        known, self._polls_since_detection = self._detected, self._polls_since_detection + 1
+        if known is not None and self._polls_since_detection < REDETECT_POLLS and known.detect(text) is True:
+            return known
+        self._detected, self._polls_since_detection = None, 0
         try:
-            return detect(text)
+            self._detected = detect(text)
         except ParseError as exc:
             raise UpstreamError(str(exc)) from None
+        return self._detected
 
     async def _enrich(self, adapter: Adapter, sample: ServerSample, deadline: float) -> ServerSample:
         """Fetch the side endpoints concurrently in the time left, and fold in those that answered."""
